@@ -26,6 +26,9 @@ class AppRecord:
     started_at: float
     app_command: str = ""
     app_pid: int | None = None
+    #: A random secret that sidecars present to each other when forwarding an invocation.
+    #: Records are written with mode 0600, so only the same user can read it.
+    peer_token: str = ""
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,1 @@
+"""The sidecar's HTTP API v1.0: daprd's paths, status codes, headers and error bodies."""

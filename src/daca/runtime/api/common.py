@@ -1,0 +1,68 @@
+"""What every endpoint shares: the runtime context, error rendering, request metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from daca.runtime.errors import DaprError
+from daca.runtime.registry import Components
+from daca.runtime.resources import Resources, SubscriptionSpec
+
+if TYPE_CHECKING:
+    from daca.runtime.invoke import Invoker
+
+METADATA_PREFIX = "metadata."
+
+
+@dataclass
+class RuntimeContext:
+    """What the endpoints read; owned and filled in by :class:`daca.runtime.sidecar.Sidecar`."""
+
+    app_id: str
+    components: Components
+    resources: Resources
+    invoker: Invoker
+    app_port: int | None = None
+    app_channel_address: str = "127.0.0.1"
+    subscriptions: list[SubscriptionSpec] = field(default_factory=list)
+    extended: dict[str, str] = field(default_factory=dict)
+    #: True once the app's subscriptions are in place (or there is no app): GET /v1.0/healthz.
+    ready: bool = False
+
+
+def context(request: Request) -> RuntimeContext:
+    ctx: RuntimeContext = request.app.state.context
+    return ctx
+
+
+def error_response(error: DaprError) -> Response:
+    return JSONResponse({"errorCode": error.error_code, "message": error.message}, error.status)
+
+
+def malformed(message: str) -> DaprError:
+    return DaprError(400, "ERR_MALFORMED_REQUEST", message)
+
+
+def request_metadata(request: Request) -> dict[str, str]:
+    """``metadata.<k>`` query parameters as ``{k: v}``; the first value of a repeated key wins."""
+    metadata: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name.startswith(METADATA_PREFIX):
+            metadata.setdefault(name[len(METADATA_PREFIX) :], value)
+    return metadata
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body; an empty or invalid body is daprd's ERR_MALFORMED_REQUEST."""
+    body = await request.body()
+    if not body.strip():
+        raise malformed("failed deserializing HTTP body: request body is empty")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise malformed(f"failed deserializing HTTP body: {exc}") from None

@@ -1,0 +1,253 @@
+"""Subscriptions and delivery of events to the app, read the way daprd reads them.
+
+For each subscription the runtime consumes the topic from its pub/sub backend and, per message:
+
+1. reads the stored CloudEvent (or builds daprd's synthetic one for ``rawPayload``);
+2. picks the route: the first ``routes.rules`` entry whose ``match`` holds, else the default;
+3. POSTs the envelope to the app as ``application/cloudevents+json`` and reads the answer
+   (:func:`read_outcome`): SUCCESS, RETRY or DROP;
+4. retries RETRY answers with the component's inbound ``Resiliency`` policy (none configured: no
+   retry, as in daprd);
+5. hands DROP answers, unroutable, expired or unreadable events and, once retries run out, failed
+   events to the dead-letter topic. With no dead-letter topic a failed event stays with the broker
+   and is delivered again later (daprd <= 1.16 behaviour on Redis: nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from daca.runtime.cel import compile_match
+from daca.runtime.cloudevents import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    EnvelopeError,
+    has_expired,
+    raw_payload_envelope,
+    read_envelope,
+)
+from daca.runtime.pubsub.base import Message, PubSub
+from daca.runtime.resiliency import retry_delays
+from daca.runtime.resources import RetryPolicy, SubscriptionSpec
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    SUCCESS = "SUCCESS"
+    RETRY = "RETRY"
+    DROP = "DROP"
+
+
+class DeliveryFailedError(Exception):
+    """Retries ran out and there is no dead-letter topic: the broker keeps the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppChannel:
+    """How the sidecar reaches its app."""
+
+    base_url: str
+    client: httpx.AsyncClient
+    api_token: str | None = None
+
+    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.api_token:
+            headers["dapr-api-token"] = self.api_token
+        return headers
+
+
+def read_outcome(response: httpx.Response) -> Outcome:
+    """The app's answer as daprd reads it (dapr-http-api.md §3.4)."""
+    if response.status_code == 404:
+        return Outcome.DROP
+    if not 200 <= response.status_code < 300:
+        return Outcome.RETRY
+    try:
+        body = json.loads(response.content) if response.content else {}
+    except ValueError:
+        return Outcome.SUCCESS
+    status = body.get("status", "") if isinstance(body, dict) else ""
+    if status in ("", None, "SUCCESS"):
+        return Outcome.SUCCESS
+    return Outcome.DROP if status == "DROP" else Outcome.RETRY
+
+
+class Router:
+    """Chooses the route of an event from a subscription's rules and default."""
+
+    def __init__(self, spec: SubscriptionSpec) -> None:
+        self._rules: list[tuple[Callable[[Mapping[str, Any]], bool], str]] = [
+            (compile_match(rule.match), rule.path) for rule in spec.rules
+        ]
+        self._default = spec.default_route
+
+    def route(self, envelope: Mapping[str, Any]) -> str | None:
+        for matches, path in self._rules:
+            if matches(envelope):
+                return path
+        return self._default
+
+
+class Delivery:
+    """Delivers one subscription's messages to the app (the handler given to the backend)."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        pubsub: PubSub,
+        channel: AppChannel,
+        *,
+        retry: RetryPolicy | None,
+        timeout: float | None,
+    ) -> None:
+        self.spec = spec
+        self._pubsub = pubsub
+        self._channel = channel
+        self._router = Router(spec)
+        self._retry = retry
+        self._timeout = timeout
+        self._raw = spec.metadata.get("rawPayload", "").lower() == "true"
+
+    async def __call__(self, message: Message) -> None:
+        try:
+            envelope, body = self._envelope(message)
+        except EnvelopeError as exc:
+            await self._dead_letter(message, f"unreadable event: {exc}")
+            return
+        if has_expired(envelope):
+            await self._dead_letter(message, f"event {envelope.get('id')} expired")
+            return
+        route = self._router.route(envelope)
+        if route is None:
+            await self._dead_letter(message, f"event {envelope.get('id')} matches no route")
+            return
+        await self._settle(message, envelope, await self._deliver(route, body, envelope))
+
+    def _envelope(self, message: Message) -> tuple[dict[str, Any], bytes]:
+        if self._raw or message.metadata.get("rawPayload", "").lower() == "true":
+            envelope = raw_payload_envelope(
+                message.data, topic=self.spec.topic, pubsub=self.spec.pubsubname, source=""
+            )
+            return envelope, json.dumps(envelope).encode()
+        return read_envelope(message.data), message.data
+
+    async def _settle(self, message: Message, envelope: dict[str, Any], outcome: Outcome) -> None:
+        event_id = envelope.get("id")
+        if outcome is Outcome.DROP:
+            await self._dead_letter(message, f"the app dropped event {event_id}")
+        elif outcome is Outcome.RETRY:
+            if not self.spec.dead_letter_topic:
+                raise DeliveryFailedError(
+                    f"event {event_id} on {self.spec.topic} failed; left with the broker"
+                )
+            await self._dead_letter(message, f"event {event_id} failed after retries")
+
+    async def _deliver(self, route: str, body: bytes, envelope: Mapping[str, Any]) -> Outcome:
+        delays = retry_delays(self._retry) if self._retry else iter(())
+        while True:
+            outcome = await self._post(route, body, envelope)
+            if outcome is not Outcome.RETRY:
+                return outcome
+            delay = next(delays, None)
+            if delay is None:
+                return outcome
+            await asyncio.sleep(delay)
+
+    async def _post(self, route: str, body: bytes, envelope: Mapping[str, Any]) -> Outcome:
+        headers = {
+            "content-type": CLOUDEVENTS_CONTENT_TYPE,
+            "pubsubname": self.spec.pubsubname,
+            "traceparent": str(envelope.get("traceparent") or ""),
+        }
+        url = self._channel.base_url + "/" + route.lstrip("/")
+        try:
+            response = await self._channel.client.post(
+                url, content=body, headers=self._channel.headers(headers), timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
+            return Outcome.RETRY
+        outcome = read_outcome(response)
+        if outcome is not Outcome.SUCCESS:
+            logger.warning(
+                "event %s on %s: app answered %d -> %s",
+                envelope.get("id"),
+                self.spec.topic,
+                response.status_code,
+                outcome.value,
+            )
+        return outcome
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        topic = self.spec.dead_letter_topic
+        if not topic:
+            logger.warning("%s (topic %s); no dead-letter topic: dropped", reason, self.spec.topic)
+            return
+        await self._pubsub.publish(topic, message.data, message.metadata)
+        logger.warning(
+            "%s (topic %s); sent to dead-letter topic %s", reason, self.spec.topic, topic
+        )
+
+
+def parse_programmatic(entries: object) -> list[SubscriptionSpec]:
+    """``GET /dapr/subscribe`` entries as subscriptions; bad entries are logged and skipped."""
+    if not isinstance(entries, list):
+        logger.error("GET /dapr/subscribe did not answer a JSON array; no subscriptions taken")
+        return []
+    specs = [_programmatic_entry(entry) for entry in entries]
+    return [spec for spec in specs if spec is not None]
+
+
+def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
+    from daca.runtime.resources import RouteRule
+
+    if not isinstance(entry, dict) or not entry.get("pubsubname") or not entry.get("topic"):
+        logger.warning("GET /dapr/subscribe entry without pubsubname/topic skipped: %r", entry)
+        return None
+    routes = entry.get("routes") or {}
+    rules = tuple(
+        RouteRule(match=str(rule.get("match", "")), path=str(rule["path"]))
+        for rule in routes.get("rules") or []
+        if isinstance(rule, dict) and rule.get("path")
+    )
+    default = routes.get("default") or entry.get("route") or None
+    if not rules and not default:
+        logger.warning("subscription to %s has no route; skipped", entry["topic"])
+        return None
+    spec = SubscriptionSpec(
+        pubsubname=str(entry["pubsubname"]),
+        topic=str(entry["topic"]),
+        rules=rules,
+        default_route=default,
+        dead_letter_topic=entry.get("deadLetterTopic") or None,
+        metadata={str(k): str(v) for k, v in (entry.get("metadata") or {}).items()},
+        type="PROGRAMMATIC",
+    )
+    try:
+        Router(spec)
+    except ValueError as exc:
+        logger.error("subscription to %s skipped: %s", spec.topic, exc)
+        return None
+    return spec
+
+
+def merge_subscriptions(
+    declarative: list[SubscriptionSpec], programmatic: list[SubscriptionSpec]
+) -> list[SubscriptionSpec]:
+    """One subscription per (pubsub, topic); a programmatic one replaces a declarative one."""
+    merged = {(spec.pubsubname, spec.topic): spec for spec in declarative}
+    for spec in programmatic:
+        key = (spec.pubsubname, spec.topic)
+        if key in merged and merged[key].type == "DECLARATIVE":
+            logger.warning("programmatic subscription to %s/%s replaces the declarative one", *key)
+        merged[key] = spec
+    return list(merged.values())

@@ -1,0 +1,175 @@
+"""Builds backends from Component specs, starts and stops them, and finds them by name.
+
+Backends register by component type (``state.redis`` ...) in ``STATE_TYPES`` / ``PUBSUB_TYPES``.
+Where a Redis component points at a loopback address and nothing listens there, the bundled
+redis-server is started on that port (``BundledRedisPool``), once per port for the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daca.runtime.errors import ComponentError
+from daca.runtime.pubsub.base import PubSub
+from daca.runtime.redis_server import (
+    LOOPBACK_HOSTS,
+    BundledRedis,
+    is_listening,
+    split_host_port,
+)
+from daca.runtime.resources import ComponentSpec
+from daca.runtime.state.base import CAP_ACTOR, StateStore
+
+logger = logging.getLogger(__name__)
+
+StateFactory = Callable[[ComponentSpec], StateStore]
+PubSubFactory = Callable[[ComponentSpec], PubSub]
+
+
+def _state_types() -> dict[str, StateFactory]:
+    from daca.runtime.state.memory import MemoryStateStore
+    from daca.runtime.state.redis import RedisStateStore
+    from daca.runtime.state.sqlite import SqliteStateStore
+
+    return {
+        "state.in-memory": MemoryStateStore.from_component,
+        "state.redis": RedisStateStore.from_component,
+        "state.sqlite": SqliteStateStore.from_component,
+    }
+
+
+def _pubsub_types() -> dict[str, PubSubFactory]:
+    from daca.runtime.pubsub.memory import MemoryPubSub
+    from daca.runtime.pubsub.redis import RedisPubSub
+
+    return {
+        "pubsub.in-memory": MemoryPubSub.from_component,
+        "pubsub.redis": RedisPubSub.from_component,
+    }
+
+
+class BundledRedisPool:
+    """Bundled redis-servers started by this process, one per loopback port."""
+
+    def __init__(self, data_root: Path) -> None:
+        self.data_root = data_root
+        self._servers: dict[int, BundledRedis] = {}
+
+    def ensure(self, spec: ComponentSpec) -> None:
+        """Start the bundled server if ``spec``'s ``redisHost`` is loopback and silent."""
+        host, port = split_host_port(spec.require("redisHost"))
+        if host not in LOOPBACK_HOSTS or port in self._servers or is_listening(host, port):
+            return
+        server = BundledRedis(port, self.data_root / str(port))
+        logger.warning(
+            "nothing listens on %s:%d for component %r: starting the bundled redis-server there",
+            host,
+            port,
+            spec.name,
+        )
+        try:
+            server.start()
+        except (OSError, RuntimeError) as exc:
+            raise spec.error(
+                "redisHost", f"is not reachable and the bundled redis-server could not start: {exc}"
+            ) from exc
+        self._servers[port] = server
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
+
+
+@dataclass
+class Components:
+    """The started backends of one sidecar, by component name."""
+
+    app_id: str
+    specs: dict[str, ComponentSpec] = field(default_factory=dict)
+    state_stores: dict[str, StateStore] = field(default_factory=dict)
+    pubsubs: dict[str, PubSub] = field(default_factory=dict)
+
+    def state_prefix(self, store: str) -> str:
+        """The key prefix daprd's ``keyPrefix`` strategy gives keys of ``store`` (with ``||``)."""
+        strategy = self.specs[store].get("keyPrefix", "appid")
+        if strategy == "none":
+            return ""
+        if strategy == "appid":
+            prefix = self.app_id
+        elif strategy == "name":
+            prefix = store
+        elif strategy == "namespace":
+            namespace = os.environ.get("NAMESPACE", "")
+            prefix = f"{namespace}.{self.app_id}" if namespace else self.app_id
+        else:
+            prefix = strategy.lower()
+        return f"{prefix}||" if prefix else ""
+
+    def capabilities(self, name: str) -> list[str]:
+        store = self.state_stores.get(name)
+        if store is None:
+            return []
+        caps = set(store.capabilities)
+        if self.specs[name].get_bool("actorStateStore"):
+            caps.add(CAP_ACTOR)
+        return sorted(caps)
+
+    async def close(self) -> None:
+        for pubsub in self.pubsubs.values():
+            await _close_quietly(pubsub.close, pubsub)
+        for store in self.state_stores.values():
+            await _close_quietly(store.close, store)
+
+
+async def _close_quietly(close: Callable[[], object], backend: object) -> None:
+    try:
+        await close()  # type: ignore[misc]
+    except Exception:
+        logger.exception("closing %s failed", type(backend).__name__)
+
+
+async def start_components(
+    specs: Iterable[ComponentSpec], app_id: str, redis_pool: BundledRedisPool | None
+) -> Components:
+    """Build and start every component; on any failure stop those started and raise."""
+    components = Components(app_id=app_id)
+    state_types, pubsub_types = _state_types(), _pubsub_types()
+    try:
+        for spec in specs:
+            await _start_one(spec, components, state_types, pubsub_types, redis_pool)
+    except BaseException:
+        await components.close()
+        raise
+    return components
+
+
+async def _start_one(
+    spec: ComponentSpec,
+    components: Components,
+    state_types: dict[str, StateFactory],
+    pubsub_types: dict[str, PubSubFactory],
+    redis_pool: BundledRedisPool | None,
+) -> None:
+    if spec.type not in state_types and spec.type not in pubsub_types:
+        known = ", ".join(sorted([*state_types, *pubsub_types]))
+        raise ComponentError(
+            f"{spec.source}: component {spec.name!r}: field 'spec.type': {spec.type!r} is not "
+            f"a component type this runtime supports ({known})"
+        )
+    if spec.type.endswith(".redis") and redis_pool is not None:
+        redis_pool.ensure(spec)
+    components.specs[spec.name] = spec
+    if spec.type in state_types:
+        store = state_types[spec.type](spec)
+        await store.start()
+        components.state_stores[spec.name] = store
+    else:
+        pubsub = pubsub_types[spec.type](spec)
+        await pubsub.start()
+        components.pubsubs[spec.name] = pubsub
+    logger.info("component %r (%s) started", spec.name, spec.type)

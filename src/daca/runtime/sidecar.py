@@ -1,0 +1,263 @@
+"""One sidecar: the HTTP API, the components and the app's subscriptions, like one ``daprd``.
+
+``start`` loads the resources, starts the components (the bundled redis-server where needed),
+binds the HTTP API, registers the app-id in the local name registry and then, in the background,
+asks the app for ``GET /dapr/subscribe`` (retrying while the app comes up) and starts consuming.
+``stop`` undoes all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+
+from daca.runtime.api.app import build_app
+from daca.runtime.api.common import RuntimeContext
+from daca.runtime.config import SidecarConfig
+from daca.runtime.delivery import AppChannel, Delivery, merge_subscriptions, parse_programmatic
+from daca.runtime.invoke import Invoker
+from daca.runtime.loader import load_configuration, load_resources
+from daca.runtime.nameregistry import AppRecord, NameRegistry
+from daca.runtime.pubsub.base import Subscription
+from daca.runtime.registry import BundledRedisPool, Components, start_components
+from daca.runtime.resources import Resources, SubscriptionSpec
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the CLI or the embedding program owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Sidecar:
+    def __init__(self, config: SidecarConfig, *, redis_pool: BundledRedisPool | None = None):
+        self.config = config
+        self._registry = NameRegistry(config.home)
+        self._own_pool = redis_pool is None and config.bundle_redis
+        self._redis_pool = redis_pool or (
+            BundledRedisPool(config.home / "redis") if config.bundle_redis else None
+        )
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        self._peer_token = secrets.token_hex(16)
+        self._ctx: RuntimeContext | None = None
+        self._server: _Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._subscribe_task: asyncio.Task[None] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._socket: socket.socket | None = None
+        self._app_pid: int | None = None
+        self._app_command = ""
+
+    @property
+    def http_port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("the sidecar is not started")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def context(self) -> RuntimeContext:
+        if self._ctx is None:
+            raise RuntimeError("the sidecar is not started")
+        return self._ctx
+
+    def _channel(self) -> AppChannel | None:
+        if self.config.app_port is None:
+            return None
+        base = f"http://{self.config.app_channel_address}:{self.config.app_port}"
+        return AppChannel(base, self._client, self.config.app_api_token)
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.config_file is not None:
+            load_configuration(cfg.config_file)
+        resources = load_resources(cfg.resources_paths, cfg.app_id)
+        components = await start_components(resources.components, cfg.app_id, self._redis_pool)
+        try:
+            await self._start_server(resources, components)
+        except BaseException:
+            await components.close()
+            raise
+        self._register()
+        self._subscribe_task = asyncio.create_task(self._subscribe(), name="subscribe")
+        logger.info(
+            "sidecar for %r listening on http://%s:%d", cfg.app_id, cfg.host, self.http_port
+        )
+
+    async def _start_server(self, resources: Resources, components: Components) -> None:
+        invoker = Invoker(
+            self.config.app_id, self._registry, self._client, self._channel(), self._peer_token
+        )
+        self._ctx = RuntimeContext(
+            app_id=self.config.app_id,
+            components=components,
+            resources=resources,
+            invoker=invoker,
+            app_port=self.config.app_port,
+            app_channel_address=self.config.app_channel_address,
+        )
+        app = build_app(self._ctx, api_token=self.config.api_token)
+        self._socket = _bind(self.config.host, self.config.http_port)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = _Server(config)
+        self._serve_task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._serve_task.done():
+                self._serve_task.result()
+                raise RuntimeError("the sidecar's HTTP server stopped while starting")
+            await asyncio.sleep(0.005)
+
+    def set_app_process(self, pid: int | None, command: str) -> None:
+        """Record the app process (shown by ``daca list`` and in metadata ``extended``)."""
+        self._app_pid, self._app_command = pid, command
+        if self._ctx is not None:
+            self._ctx.extended.update({"appCommand": command, "appPID": str(pid or "")})
+            self._register()
+
+    def _register(self) -> None:
+        record = AppRecord(
+            app_id=self.config.app_id,
+            host=self.config.host,
+            http_port=self.http_port,
+            app_port=self.config.app_port,
+            pid=os.getpid(),
+            started_at=time.time(),
+            app_command=self._app_command,
+            app_pid=self._app_pid,
+            peer_token=self._peer_token,
+        )
+        self._registry.register(record)
+
+    async def _subscribe(self) -> None:
+        ctx = self.context
+        programmatic = await self._fetch_programmatic()
+        specs = merge_subscriptions(list(ctx.resources.subscriptions), programmatic)
+        channel = self._channel()
+        if channel is not None:
+            for spec in specs:
+                await self._start_subscription(spec, channel)
+        ctx.ready = True
+
+    async def _start_subscription(self, spec: SubscriptionSpec, channel: AppChannel) -> None:
+        ctx = self.context
+        pubsub = ctx.components.pubsubs.get(spec.pubsubname)
+        if pubsub is None:
+            logger.error(
+                "subscription to %s: pubsub %r is not loaded; skipped", spec.topic, spec.pubsubname
+            )
+            return
+        delivery = Delivery(
+            spec,
+            pubsub,
+            channel,
+            retry=ctx.resources.inbound_retry(spec.pubsubname),
+            timeout=ctx.resources.inbound_timeout(spec.pubsubname),
+        )
+        component = ctx.components.specs[spec.pubsubname]
+        concurrency = int(spec.metadata.get("concurrency") or component.get_int("concurrency", 10))
+        self._subscriptions.append(
+            await pubsub.subscribe(
+                spec.topic, delivery, group=self.config.app_id, concurrency=concurrency
+            )
+        )
+        ctx.subscriptions.append(spec)
+        logger.info(
+            "subscribed %r to %s/%s (%s)",
+            self.config.app_id,
+            spec.pubsubname,
+            spec.topic,
+            spec.type.lower(),
+        )
+
+    async def _fetch_programmatic(self) -> list[SubscriptionSpec]:
+        channel = self._channel()
+        if channel is None:
+            return []
+        deadline = time.monotonic() + self.config.app_start_timeout
+        delay = 0.05
+        while True:
+            try:
+                response = await channel.client.get(
+                    channel.base_url + "/dapr/subscribe", headers=channel.headers(), timeout=5.0
+                )
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    logger.warning(
+                        "the app at %s did not answer GET /dapr/subscribe; only "
+                        "declarative subscriptions are used",
+                        channel.base_url,
+                    )
+                    return []
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            return self._read_programmatic(response)
+
+    @staticmethod
+    def _read_programmatic(response: httpx.Response) -> list[SubscriptionSpec]:
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            logger.warning("GET /dapr/subscribe answered %d; ignored", response.status_code)
+            return []
+        try:
+            return parse_programmatic(response.json())
+        except ValueError:
+            logger.error("GET /dapr/subscribe answered invalid JSON; ignored")
+            return []
+
+    async def stop(self) -> None:
+        if self._subscribe_task is not None:
+            self._subscribe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._subscribe_task
+        for subscription in self._subscriptions:
+            await subscription.close()
+        self._subscriptions.clear()
+        await self._stop_server()
+        if self._ctx is not None:
+            await self._ctx.components.close()
+        self._registry.unregister(self.config.app_id, os.getpid())
+        await self._client.aclose()
+        if self._own_pool and self._redis_pool is not None:
+            self._redis_pool.stop()
+        logger.info("sidecar for %r stopped", self.config.app_id)
+
+    async def _stop_server(self) -> None:
+        if self._server is not None and self._serve_task is not None:
+            self._server.should_exit = True
+            await self._serve_task
+        if self._socket is not None:
+            self._socket.close()
+
+    async def __aenter__(self) -> Sidecar:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,141 @@
+"""Test support: a real sidecar on a free port and a programmable app for it to deliver to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from daca.runtime.config import SidecarConfig
+from daca.runtime.redis_server import free_port
+from daca.runtime.sidecar import Sidecar
+
+#: Backends under test: name -> (state component type + metadata, pubsub type + metadata).
+BACKENDS = ("memory", "sqlite", "redis")
+
+
+def component_yaml(name: str, kind: str, metadata: dict[str, str]) -> str:
+    items = "".join(f"\n  - name: {k}\n    value: \"{v}\"" for k, v in metadata.items())
+    return (
+        f"apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n"
+        f"spec:\n  type: {kind}\n  version: v1\n  metadata:{items or ' []'}\n"
+    )
+
+
+def write_components(
+    directory: Path, backend: str, *, redis_address: str | None = None, extra: str = ""
+) -> Path:
+    """``statestore`` and ``pubsub`` components for ``backend`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if backend == "redis":
+        assert redis_address is not None
+        fast = {"redisHost": redis_address, "processingTimeout": "500ms",
+                "redeliverInterval": "200ms"}
+        state = component_yaml("statestore", "state.redis", {"redisHost": redis_address})
+        pubsub = component_yaml("pubsub", "pubsub.redis", fast)
+    else:
+        kind = "state.sqlite" if backend == "sqlite" else "state.in-memory"
+        meta = {"connectionString": str(directory / "state.db")} if backend == "sqlite" else {}
+        state = component_yaml("statestore", kind, meta)
+        pubsub = component_yaml("pubsub", "pubsub.in-memory", {"redeliverInterval": "200ms"})
+    (directory / "components.yaml").write_text(state + "---\n" + pubsub + extra)
+    return directory
+
+
+Answer = Callable[[Request, Any], Awaitable[Response]]
+
+
+async def _success(request: Request, body: Any) -> Response:
+    return JSONResponse({"status": "SUCCESS"})
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeApp:
+    """An app on a free port: serves ``/dapr/subscribe``, records every other request."""
+
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    answer: Answer = _success
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def asgi(self) -> Starlette:
+        async def subscribe(request: Request) -> Response:
+            return JSONResponse(self.subscriptions)
+
+        async def anything(request: Request) -> Response:
+            raw = await request.body()
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode()
+            async with self._arrived:
+                self.received.append(Received(request.url.path, dict(request.headers), body))
+                self._arrived.notify_all()
+            return await self.answer(request, body)
+
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        return Starlette(routes=[Route("/dapr/subscribe", subscribe),
+                                 Route("/{path:path}", anything, methods=methods)])
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until at least ``count`` requests arrived (bounded); return them."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(self.received) >= count), timeout
+            )
+        return list(self.received)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, port: int = 0) -> AsyncIterator[int]:
+    """Serve an ASGI app on a loopback port until the block ends; yields the port."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: FakeApp) -> AsyncIterator[FakeApp]:
+    async with serve(app.asgi()) as port:
+        app.port = port
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def running_sidecar(config: SidecarConfig, *, wait_ready: bool = True
+                          ) -> AsyncIterator[Sidecar]:
+    sidecar = Sidecar(config)
+    await sidecar.start()
+    try:
+        while wait_ready and not sidecar.context.ready:
+            await asyncio.sleep(0.01)
+        yield sidecar
+    finally:
+        await sidecar.stop()
