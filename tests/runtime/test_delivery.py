@@ -38,15 +38,22 @@ spec:
 """
 
 
-def subscription_yaml(topic: str, route: str = "/events", dead_letter: str = "", rules: str = "",
-                      version: str = "v2alpha1") -> str:
+def subscription_yaml(
+    topic: str,
+    route: str = "/events",
+    dead_letter: str = "",
+    rules: str = "",
+    version: str = "v2alpha1",
+) -> str:
     if version == "v1alpha1":
         routing = f"  route: {route}\n"
     else:
         routing = f"  routes:\n{rules}    default: {route}\n"
     dlq = f"  deadLetterTopic: {dead_letter}\n" if dead_letter else ""
-    return (f"---\napiVersion: dapr.io/{version}\nkind: Subscription\nmetadata:\n  name: sub-{topic}"
-            f"\nspec:\n  pubsubname: pubsub\n  topic: {topic}\n{routing}{dlq}")
+    return (
+        f"---\napiVersion: dapr.io/{version}\nkind: Subscription\nmetadata:\n  name: sub-{topic}"
+        f"\nspec:\n  pubsubname: pubsub\n  topic: {topic}\n{routing}{dlq}"
+    )
 
 
 @pytest.fixture(params=PUBSUB_BACKENDS)
@@ -61,14 +68,21 @@ def redis_address(backend: str, request: pytest.FixtureRequest) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def system(tmp_path: Path, backend: str, redis_address: str | None, app: FakeApp,
-                 extra: str = "") -> AsyncIterator[tuple[httpx.AsyncClient, Sidecar]]:
-    resources = write_components(tmp_path / "res", backend, redis_address=redis_address,
-                                 extra=extra)
+async def system(
+    tmp_path: Path, backend: str, redis_address: str | None, app: FakeApp, extra: str = ""
+) -> AsyncIterator[tuple[httpx.AsyncClient, Sidecar]]:
+    resources = write_components(
+        tmp_path / "res", backend, redis_address=redis_address, extra=extra
+    )
     async with running_app(app):
-        config = SidecarConfig(app_id="subscriber", app_port=app.port, http_port=0,
-                               resources_paths=(resources,), home=tmp_path / "home",
-                               bundle_redis=False)
+        config = SidecarConfig(
+            app_id="subscriber",
+            app_port=app.port,
+            http_port=0,
+            resources_paths=(resources,),
+            home=tmp_path / "home",
+            bundle_redis=False,
+        )
         async with running_sidecar(config) as sidecar:
             base = f"http://127.0.0.1:{sidecar.http_port}"
             async with httpx.AsyncClient(base_url=base) as client:
@@ -90,7 +104,9 @@ async def test_declarative_subscription_delivers_cloudevents(
 ) -> None:
     app = FakeApp()
     async with system(tmp_path, backend, redis_address, app, subscription_yaml("orders")) as (
-        dapr, _):
+        dapr,
+        _,
+    ):
         response = await dapr.post("/v1.0/publish/pubsub/orders", json={"order": 1})
         assert response.status_code == 204
         [event] = await app.wait_for(1)
@@ -106,7 +122,7 @@ async def test_v1alpha1_route_and_programmatic_replaces_declarative(
 ) -> None:
     app = FakeApp(subscriptions=[{"pubsubname": "pubsub", "topic": "orders", "route": "/prog"}])
     yaml = subscription_yaml("orders", "/declared", version="v1alpha1")
-    async with system(tmp_path, backend, redis_address, app, yaml) as (dapr, sidecar):
+    async with system(tmp_path, backend, redis_address, app, yaml) as (dapr, _):
         await dapr.post("/v1.0/publish/pubsub/orders", json={})
         [event] = await app.wait_for(1)
         metadata = (await dapr.get("/v1.0/metadata")).json()
@@ -117,30 +133,38 @@ async def test_v1alpha1_route_and_programmatic_replaces_declarative(
 async def test_routing_rules_pick_the_first_match(
     tmp_path: Path, backend: str, redis_address: str | None
 ) -> None:
-    rules = ('    rules:\n      - match: event.type == "widget" && event.data.size == 2\n'
-             "        path: /widgets\n      - match: event.type == 'gadget'\n        path: /gadgets\n")
+    rules = (
+        '    rules:\n      - match: event.type == "widget" && event.data.size == 2\n'
+        "        path: /widgets\n      - match: event.type == 'gadget'\n        path: /gadgets\n"
+    )
     app = FakeApp()
     yaml = subscription_yaml("things", "/other", rules=rules)
     async with system(tmp_path, backend, redis_address, app, yaml) as (dapr, _):
         for kind, size in (("widget", 2), ("gadget", 1), ("widget", 3)):
-            await dapr.post("/v1.0/publish/pubsub/things", json={"size": size},
-                            params={"metadata.cloudevent.type": kind})
+            await dapr.post(
+                "/v1.0/publish/pubsub/things",
+                json={"size": size},
+                params={"metadata.cloudevent.type": kind},
+            )
         events = await app.wait_for(3)
     routes = sorted((e.body["type"], e.body["data"]["size"], e.path) for e in events)
-    assert routes == [("gadget", 1, "/gadgets"), ("widget", 2, "/widgets"),
-                      ("widget", 3, "/other")]
+    assert routes == [("gadget", 1, "/gadgets"), ("widget", 2, "/widgets"), ("widget", 3, "/other")]
 
 
-@pytest.mark.parametrize("answer", [
-    JSONResponse({"status": "DROP"}),
-    PlainTextResponse("gone", status_code=404),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        JSONResponse({"status": "DROP"}),
+        PlainTextResponse("gone", status_code=404),
+    ],
+)
 async def test_drop_and_404_go_to_the_dead_letter_topic(
     tmp_path: Path, backend: str, redis_address: str | None, answer: Response
 ) -> None:
     app = FakeApp(answer=answering(answer))
     yaml = subscription_yaml("orders", dead_letter="orders-dlq") + subscription_yaml(
-        "orders-dlq", "/dead")
+        "orders-dlq", "/dead"
+    )
     async with system(tmp_path, backend, redis_address, app, yaml) as (dapr, _):
         await dapr.post("/v1.0/publish/pubsub/orders", json={"n": 1})
         first, dead = await app.wait_for(2)
@@ -153,8 +177,11 @@ async def test_retries_follow_the_resiliency_policy_then_dead_letter(
     tmp_path: Path, backend: str, redis_address: str | None
 ) -> None:
     app = FakeApp(answer=answering(*(JSONResponse({"status": "RETRY"}) for _ in range(10))))
-    yaml = (subscription_yaml("orders", dead_letter="dlq") + subscription_yaml("dlq", "/dead")
-            + RESILIENCY)
+    yaml = (
+        subscription_yaml("orders", dead_letter="dlq")
+        + subscription_yaml("dlq", "/dead")
+        + RESILIENCY
+    )
     async with system(tmp_path, backend, redis_address, app, yaml) as (dapr, _):
         await dapr.post("/v1.0/publish/pubsub/orders", json={"n": 1})
         events = await app.wait_for(4)
@@ -175,11 +202,16 @@ async def test_without_retry_policy_a_failure_goes_straight_to_the_dead_letter_t
 async def test_without_dead_letter_topic_a_failed_event_is_delivered_again(
     tmp_path: Path, backend: str, redis_address: str | None
 ) -> None:
-    failures = [PlainTextResponse("boom", status_code=503), JSONResponse({"status": "RETRY"}),
-                JSONResponse({"status": "unknown-status"})]
+    failures = [
+        PlainTextResponse("boom", status_code=503),
+        JSONResponse({"status": "RETRY"}),
+        JSONResponse({"status": "unknown-status"}),
+    ]
     app = FakeApp(answer=answering(*failures))
     async with system(tmp_path, backend, redis_address, app, subscription_yaml("orders")) as (
-        dapr, _):
+        dapr,
+        _,
+    ):
         await dapr.post("/v1.0/publish/pubsub/orders", json={"n": 1})
         events = await app.wait_for(4, timeout=20)
     assert len({e.body["id"] for e in events}) == 1  # the same event until it succeeded
@@ -188,11 +220,17 @@ async def test_without_dead_letter_topic_a_failed_event_is_delivered_again(
 async def test_unroutable_event_goes_to_the_dead_letter_topic(
     tmp_path: Path, backend: str, redis_address: str | None
 ) -> None:
-    app = FakeApp(subscriptions=[
-        {"pubsubname": "pubsub", "topic": "orders", "deadLetterTopic": "dlq",
-         "routes": {"rules": [{"match": 'event.type == "only-this"', "path": "/x"}]}},
-        {"pubsubname": "pubsub", "topic": "dlq", "route": "/dead"},
-    ])
+    app = FakeApp(
+        subscriptions=[
+            {
+                "pubsubname": "pubsub",
+                "topic": "orders",
+                "deadLetterTopic": "dlq",
+                "routes": {"rules": [{"match": 'event.type == "only-this"', "path": "/x"}]},
+            },
+            {"pubsubname": "pubsub", "topic": "dlq", "route": "/dead"},
+        ]
+    )
     async with system(tmp_path, backend, redis_address, app) as (dapr, _):
         await dapr.post("/v1.0/publish/pubsub/orders", json={"n": 1})
         [event] = await app.wait_for(1)
@@ -204,7 +242,9 @@ async def test_empty_and_non_json_success_answers_are_success(
 ) -> None:
     app = FakeApp(answer=answering(Response(status_code=200), PlainTextResponse("ok")))
     async with system(tmp_path, backend, redis_address, app, subscription_yaml("orders")) as (
-        dapr, _):
+        dapr,
+        _,
+    ):
         for n in range(3):
             await dapr.post("/v1.0/publish/pubsub/orders", json={"n": n})
         events = await app.wait_for(3)

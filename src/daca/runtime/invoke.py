@@ -119,15 +119,22 @@ class Invoker:
     async def _forward(
         self, target: str, url: str, request: Request, headers: list[tuple[str, str]]
     ) -> Response:
+        query = request.url.query
         try:
             answer = await self._client.request(
                 request.method,
-                url,
-                params=request.query_params.multi_items(),
+                f"{url}?{query}" if query else url,
                 content=await request.body(),
                 headers=headers,
             )
         except httpx.HTTPError as exc:
             logger.warning("invoking %s at %s failed: %r", target, url, exc)
             raise _invoke_error(target, repr(exc)) from exc
-        return Response(answer.content, answer.status_code, _forwardable(answer.headers.items()))
+        response = Response(answer.content, answer.status_code)
+        passed = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in _forwardable(answer.headers.multi_items())
+        ]
+        length = [h for h in response.raw_headers if h[0] == b"content-length"]
+        response.raw_headers = length + passed
+        return response

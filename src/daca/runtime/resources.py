@@ -89,7 +89,7 @@ class RetryPolicy:
     """A ``Resiliency`` retry policy. ``max_retries`` -1 means forever, 0 means none."""
 
     policy: Literal["constant", "exponential"] = "constant"
-    duration: float = 5.0  # seconds; the constant interval, or the exponential initial interval
+    duration: float = 5.0  # seconds; the constant interval (exponential ignores it, as daprd)
     max_interval: float = 60.0
     max_retries: int = -1
 

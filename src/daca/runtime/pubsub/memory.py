@@ -1,0 +1,214 @@
+"""In-process pub/sub broker (``pubsub.in-memory``), plus the worker pool both backends use.
+
+Like daprd's in-memory broker it lives inside one runtime process and drops messages published
+to a topic nobody subscribes to. Unlike daprd's, it loses nothing once a message is queued:
+
+- each (topic, group) has its own queue; every group gets every message, and the subscribers of
+  one group share that group's messages;
+- each subscription runs up to ``concurrency`` handlers at once (the caller's value; when it is 0
+  or less, the ``concurrency`` component metadata, default 10);
+- a handler that raises gets its message queued again after ``redeliverInterval`` (component
+  metadata, a duration, default **1s** here; daprd's in-memory broker never redelivers);
+- a handler cancelled by ``close`` gets its message queued again at once, for the group's other
+  subscribers. A group whose subscribers have all closed keeps its queue until one subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from daca.runtime.durations import parse_duration
+from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
+from daca.runtime.resources import ComponentSpec
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_CONCURRENCY = 10
+DEFAULT_REDELIVER_INTERVAL = 1.0
+#: How long ``close`` waits for handlers in flight before cancelling them (seconds).
+DEFAULT_DRAIN_TIMEOUT = 5.0
+
+
+class Workers(Generic[T]):
+    """``size`` tasks that take items from ``queue`` and pass each one to ``work``.
+
+    ``stop`` cancels the idle workers at once and gives the busy ones ``grace`` seconds to
+    finish their item before cancelling them too. No task outlives ``stop``.
+    """
+
+    def __init__(
+        self, queue: asyncio.Queue[T], work: Callable[[T], Awaitable[None]], size: int
+    ) -> None:
+        self._queue = queue
+        self._work = work
+        self._size = size
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def start(self) -> None:
+        self._tasks = {asyncio.create_task(self._run()) for _ in range(self._size)}
+
+    @property
+    def busy(self) -> int:
+        """How many items are being worked on now."""
+        return len(self._busy)
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        for task in self._tasks - self._busy:
+            task.cancel()
+        if self._busy:
+            await asyncio.wait(set(self._busy), timeout=grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._stopping:
+            item = await self._queue.get()
+            self._busy.add(task)
+            try:
+                await self._work(item)
+            except Exception:
+                logger.exception("pub/sub worker failed")
+            finally:
+                self._busy.discard(task)
+
+
+class _Group:
+    """One consumer group of one topic: its queue and how many subscriptions read it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.subscribers = 0
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, broker: MemoryPubSub, group: _Group, handler: Handler, size: int) -> None:
+        self._broker = broker
+        self._group = group
+        self._handler = handler
+        self._workers = Workers(group.queue, self._deliver, size)
+        self._closed = False
+
+    def start(self) -> None:
+        self._group.subscribers += 1
+        self._workers.start()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._group.subscribers -= 1
+        await self._workers.stop(self._broker.drain_timeout)
+        self._broker.forget(self)
+
+    async def _deliver(self, message: Message) -> None:
+        try:
+            await self._handler(message)
+        except asyncio.CancelledError:
+            self._group.queue.put_nowait(message)
+            raise
+        except Exception as exc:
+            logger.warning(
+                "handler failed for %s message %s (%s); redelivering in %.3gs",
+                message.topic,
+                message.id,
+                type(exc).__name__,
+                self._broker.redeliver_interval,
+            )
+            self._broker.redeliver_later(self._group.queue, message)
+
+
+class MemoryPubSub(PubSub):
+    """The in-process broker; see the module docstring for its delivery rules."""
+
+    def __init__(
+        self,
+        *,
+        redeliver_interval: float = DEFAULT_REDELIVER_INTERVAL,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    ) -> None:
+        self.redeliver_interval = redeliver_interval
+        self.concurrency = concurrency
+        self.drain_timeout = drain_timeout
+        self._topics: dict[str, dict[str, _Group]] = {}
+        self._subscriptions: set[_MemorySubscription] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._ids = itertools.count(1)
+        self._started = False
+
+    @classmethod
+    def from_component(
+        cls, spec: ComponentSpec, *, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    ) -> MemoryPubSub:
+        raw = spec.get("redeliverInterval")
+        try:
+            interval = parse_duration(raw) if raw else DEFAULT_REDELIVER_INTERVAL
+        except ValueError as exc:
+            raise spec.error("redeliverInterval", str(exc)) from None
+        concurrency = spec.get_int("concurrency", DEFAULT_CONCURRENCY)
+        if concurrency < 1:
+            raise spec.error("concurrency", "must be at least 1")
+        return cls(
+            redeliver_interval=interval, concurrency=concurrency, drain_timeout=drain_timeout
+        )
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def close(self) -> None:
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._started = False
+
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str]) -> None:
+        self._require_started()
+        message = Message(topic=topic, data=data, metadata=dict(metadata), id=str(next(self._ids)))
+        groups = [g for g in self._topics.get(topic, {}).values() if g.subscribers > 0]
+        if not groups:
+            logger.debug("no subscriber for topic %s; message %s dropped", topic, message.id)
+        for group in groups:
+            group.queue.put_nowait(message)
+
+    async def subscribe(
+        self, topic: str, handler: Handler, *, group: str, concurrency: int
+    ) -> Subscription:
+        self._require_started()
+        queue_group = self._topics.setdefault(topic, {}).setdefault(group, _Group())
+        size = concurrency if concurrency > 0 else self.concurrency
+        subscription = _MemorySubscription(self, queue_group, handler, size)
+        subscription.start()
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def redeliver_later(self, queue: asyncio.Queue[Message], message: Message) -> None:
+        """Queue ``message`` again after ``redeliver_interval`` (dropped if the broker closes)."""
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            queue.put_nowait(message)
+
+        handle = asyncio.get_running_loop().call_later(self.redeliver_interval, fire)
+        self._timers.add(handle)
+
+    def forget(self, subscription: _MemorySubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("MemoryPubSub used before start()")

@@ -1,0 +1,376 @@
+"""Redis Streams pub/sub (``pubsub.redis``), wire-compatible with daprd's component.
+
+Layout (what daprd writes and reads):
+
+- publish: ``XADD <topic> [MAXLEN ~ maxLenApprox] * data <bytes> metadata <JSON object>``;
+- subscribe: ``XGROUP CREATE <topic> <group> 0 MKSTREAM`` (a new group reads the whole stream),
+  where the group is the ``consumerID`` metadata or else the app-id, and the consumer name is the
+  group name; then ``XREADGROUP GROUP <group> <group> COUNT queueDepth BLOCK readTimeout``;
+- a handler returning → ``XACK``; raising → the entry stays pending;
+- every ``redeliverInterval`` (and once at subscribe time) pending entries idle for at least
+  ``processingTimeout`` are ``XCLAIM``ed and delivered again; entries gone from the stream are
+  acknowledged. ``0`` for either setting turns reclaiming off.
+
+Differences from daprd: entries this process is still handling (or holds in its prefetch buffer)
+are never reclaimed by it, so a slow handler is not delivered twice by the same runtime (another
+runtime in the group still takes it over after ``processingTimeout``); handlers are not cancelled
+at ``processingTimeout``; failed entries are never acknowledged (daprd >= 1.17 acks them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT, StreamIdT
+
+from daca.runtime.durations import parse_duration
+from daca.runtime.errors import ComponentError, StoreError
+from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
+from daca.runtime.pubsub.memory import DEFAULT_DRAIN_TIMEOUT, Workers
+from daca.runtime.redis_server import split_host_port
+from daca.runtime.resources import ComponentSpec
+
+logger = logging.getLogger(__name__)
+
+_CONNECT_TIMEOUT = 5.0
+_MAX_BACKOFF = 5.0
+_Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisPubSubSettings:
+    """The component metadata, parsed; durations in seconds (a bare number is milliseconds).
+
+    ``redisHost`` (required, ``host:port``), ``redisPassword``, ``redisUsername``, ``redisDB``,
+    ``enableTLS``, ``consumerID``, ``queueDepth`` (100), ``concurrency`` (10; used when the
+    subscriber asks for 0 or less), ``processingTimeout`` (60s), ``redeliverInterval`` (15s),
+    ``readTimeout`` (the XREADGROUP BLOCK, 2s), ``maxLenApprox``. Other daprd fields
+    (``redisType``, ``streamTTL``, pool tuning) are ignored.
+    """
+
+    host: str
+    port: int
+    password: str | None = None
+    username: str | None = None
+    db: int = 0
+    tls: bool = False
+    consumer_id: str = ""  # empty: the subscriber's group (the app-id)
+    queue_depth: int = 100
+    concurrency: int = 10
+    processing_timeout: float = 60.0
+    redeliver_interval: float = 15.0
+    read_timeout: float = 2.0
+    max_len_approx: int | None = None
+
+    @classmethod
+    def from_component(cls, spec: ComponentSpec) -> RedisPubSubSettings:
+        host, port = split_host_port(spec.require("redisHost"))
+        max_len = spec.get_int("maxLenApprox", 0)
+        return cls(
+            host=host,
+            port=port,
+            password=spec.get("redisPassword") or None,
+            username=spec.get("redisUsername") or None,
+            db=spec.get_int("redisDB", 0),
+            tls=spec.get_bool("enableTLS"),
+            consumer_id=spec.get("consumerID"),
+            queue_depth=_positive(spec, "queueDepth", 100),
+            concurrency=_positive(spec, "concurrency", 10),
+            processing_timeout=_duration(spec, "processingTimeout", 60.0),
+            redeliver_interval=_duration(spec, "redeliverInterval", 15.0),
+            read_timeout=_duration(spec, "readTimeout", 2.0),
+            max_len_approx=max_len if max_len > 0 else None,
+        )
+
+    @property
+    def reclaim_enabled(self) -> bool:
+        return self.processing_timeout > 0 and self.redeliver_interval > 0
+
+
+def _positive(spec: ComponentSpec, field_name: str, default: int) -> int:
+    value = spec.get_int(field_name, default)
+    if value < 1:
+        raise spec.error(field_name, f"must be at least 1, got {value}")
+    return value
+
+
+def _duration(spec: ComponentSpec, field_name: str, default: float) -> float:
+    raw = spec.get(field_name)
+    try:
+        return parse_duration(raw, bare_unit=0.001) if raw else default
+    except ValueError as exc:
+        raise spec.error(field_name, str(exc)) from None
+
+
+def _millis(seconds: float) -> int:
+    return max(int(seconds * 1000), 0)
+
+
+def _entries(raw: Any) -> list[_Entry]:
+    """Stream entries as redis-py parses them, without the ``(None, None)`` of deleted ones."""
+    return [(entry_id, fields) for entry_id, fields in raw if entry_id is not None and fields]
+
+
+def _to_message(topic: str, entry: _Entry) -> Message:
+    entry_id, fields = entry
+    try:
+        metadata = json.loads(fields.get(b"metadata", b"{}"))
+    except ValueError:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        metadata = {}
+    meta = {str(k): str(v) for k, v in metadata.items()}
+    return Message(topic=topic, data=fields.get(b"data", b""), metadata=meta, id=entry_id.decode())
+
+
+async def _retrying(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step`` forever, logging errors (Redis down, ...) and backing off up to 5s."""
+    backoff = 0.1
+    while True:
+        try:
+            await step()
+            backoff = 0.1
+        except Exception as exc:
+            logger.warning("redis pubsub: %s failed (%r); retrying in %.1fs", what, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+async def _retrying_once(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step`` once; an error (Redis down, ...) is logged and left for the next round."""
+    try:
+        await step()
+    except Exception as exc:
+        logger.warning("redis pubsub: %s failed (%r); trying again next interval", what, exc)
+
+
+class _StreamSubscription(Subscription):
+    """One topic read by one consumer group: a read loop, a reclaim loop and a worker pool."""
+
+    def __init__(self, owner: RedisPubSub, topic: str, group: str, handler: Handler, size: int):
+        self._owner = owner
+        self._settings = owner.settings
+        self._topic, self._group, self._handler = topic, group, handler
+        self._client = owner.client
+        self._reader = owner.new_client()  # blocking XREADGROUP gets its own connection
+        self._in_flight = owner.in_flight(topic, group)
+        self._buffer: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=self._settings.queue_depth)
+        self._workers = Workers(self._buffer, self._deliver, size)
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._create_group()
+        self._workers.start()
+        self._loops.append(asyncio.create_task(_retrying("read", self._read_once)))
+        if self._settings.reclaim_enabled:
+            self._loops.append(asyncio.create_task(self._reclaim_loop()))
+
+    async def close(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        await self._workers.stop(self._owner.drain_timeout)
+        while not self._buffer.empty():  # prefetched, never started: left pending in Redis
+            self._in_flight.discard(self._buffer.get_nowait()[0])
+        await self._reader.aclose()
+        self._owner.forget(self)
+
+    async def _create_group(self) -> None:
+        try:
+            await self._client.xgroup_create(self._topic, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read_once(self) -> None:
+        try:
+            streams: Any = await self._reader.xreadgroup(
+                self._group,
+                self._group,
+                {self._topic: ">"},
+                count=self._settings.queue_depth,
+                block=max(_millis(self._settings.read_timeout), 1),
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._create_group()
+            return
+        for _stream, entries in streams or []:
+            await self._enqueue(_entries(entries))
+
+    async def _reclaim_loop(self) -> None:
+        while True:
+            await _retrying_once("reclaim", self._reclaim_once)
+            await asyncio.sleep(self._settings.redeliver_interval)
+
+    async def _reclaim_once(self) -> None:
+        idle_ms = _millis(self._settings.processing_timeout)
+        pending = await self._client.xpending_range(
+            self._topic,
+            self._group,
+            min="-",
+            max="+",
+            count=self._settings.queue_depth + len(self._in_flight),
+            idle=idle_ms,
+        )
+        ids: list[StreamIdT] = [row["message_id"] for row in pending]
+        ids = [entry_id for entry_id in ids if entry_id not in self._in_flight]
+        if not ids:
+            return
+        claimed = await self._client.xclaim(
+            self._topic, self._group, self._group, min_idle_time=idle_ms, message_ids=ids
+        )
+        entries = _entries(claimed)
+        await self._drop_missing(set(ids) - {entry_id for entry_id, _ in entries})
+        if entries:
+            logger.info("redis pubsub: redelivering %d entries of %s", len(entries), self._topic)
+        await self._enqueue(entries)
+
+    async def _drop_missing(self, ids: set[StreamIdT]) -> None:
+        """Acknowledge pending ids whose entries were trimmed or deleted from the stream."""
+        for entry_id in ids:
+            if not await self._client.xrange(self._topic, entry_id, entry_id, count=1):
+                await self._client.xack(self._topic, self._group, entry_id)
+
+    async def _enqueue(self, entries: list[_Entry]) -> None:
+        """Hand entries to the workers; they count as in flight from now until handled."""
+        self._in_flight.update(entry_id for entry_id, _ in entries)
+        for index, entry in enumerate(entries):
+            try:
+                await self._buffer.put(entry)
+            except asyncio.CancelledError:
+                self._in_flight.difference_update(entry_id for entry_id, _ in entries[index:])
+                raise
+
+    async def _deliver(self, entry: _Entry) -> None:
+        entry_id = entry[0]
+        try:
+            await self._handler(_to_message(self._topic, entry))
+        except Exception as exc:
+            logger.warning(
+                "redis pubsub: handler failed for %s entry %s (%s); left pending for redelivery",
+                self._topic,
+                entry_id.decode(),
+                type(exc).__name__,
+            )
+        else:
+            await self._ack(entry_id)
+        finally:
+            self._in_flight.discard(entry_id)
+
+    async def _ack(self, entry_id: bytes) -> None:
+        try:
+            await self._client.xack(self._topic, self._group, entry_id)
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "redis pubsub: XACK %s failed (%s); it will be redelivered", entry_id, exc
+            )
+
+
+class RedisPubSub(PubSub):
+    """Pub/sub over Redis Streams; see the module docstring for the wire layout."""
+
+    def __init__(
+        self,
+        settings: RedisPubSubSettings,
+        *,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        spec: ComponentSpec | None = None,
+    ) -> None:
+        self.settings = settings
+        self.drain_timeout = drain_timeout
+        self._spec = spec  # names the file and field in start-up errors
+        self._client: Redis | None = None
+        self._subscriptions: set[_StreamSubscription] = set()
+        self._in_flight: dict[tuple[str, str], set[bytes]] = {}
+
+    @classmethod
+    def from_component(
+        cls, spec: ComponentSpec, *, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    ) -> RedisPubSub:
+        settings = RedisPubSubSettings.from_component(spec)
+        return cls(settings, drain_timeout=drain_timeout, spec=spec)
+
+    @property
+    def processing_timeout(self) -> float:
+        """Seconds an entry may stay pending before it is reclaimed (0: never)."""
+        return self.settings.processing_timeout
+
+    @property
+    def client(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError("RedisPubSub used before start()")
+        return self._client
+
+    def new_client(self) -> Redis:
+        """A client (with its own connection pool) for these settings."""
+        s = self.settings
+        return Redis(
+            host=s.host,
+            port=s.port,
+            db=s.db,
+            username=s.username,
+            password=s.password,
+            ssl=s.tls,
+            socket_connect_timeout=_CONNECT_TIMEOUT,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        )
+
+    async def start(self) -> None:
+        client = self.new_client()
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            problem = f"{self.settings.host}:{self.settings.port} is unreachable: {exc}"
+            if self._spec is None:
+                raise ComponentError(f"redis pubsub: redisHost {problem}") from exc
+            raise self._spec.error("redisHost", problem) from exc
+        self._client = client
+
+    async def close(self) -> None:
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str]) -> None:
+        fields: dict[FieldT, EncodableT] = {"data": data, "metadata": json.dumps(metadata)}
+        max_len = self.settings.max_len_approx
+        try:
+            await self.client.xadd(topic, fields, maxlen=max_len, approximate=True)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis pubsub: publish to {topic!r} failed: {exc}") from exc
+
+    async def subscribe(
+        self, topic: str, handler: Handler, *, group: str, concurrency: int
+    ) -> Subscription:
+        group_name = self.settings.consumer_id or group
+        size = concurrency if concurrency > 0 else self.settings.concurrency
+        subscription = _StreamSubscription(self, topic, group_name, handler, size)
+        try:
+            await subscription.start()
+        except (RedisError, OSError) as exc:
+            await subscription.close()
+            raise StoreError(f"redis pubsub: subscribe to {topic!r} failed: {exc}") from exc
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def in_flight(self, topic: str, group: str) -> set[bytes]:
+        """Entry ids of ``topic``/``group`` this process holds; the reclaim loop skips them."""
+        return self._in_flight.setdefault((topic, group), set())
+
+    def forget(self, subscription: _StreamSubscription) -> None:
+        self._subscriptions.discard(subscription)

@@ -1,0 +1,271 @@
+"""``state.redis``: daprd's Redis layout, with the uniform ETag rules of the contract.
+
+Wire layout (as daprd's hash mode, so daprd and this store can share a database): each key is a
+HASH with ``data`` (the JSON text) and ``version`` (an integer counter, which is the ETag). A plain
+string value written by old Dapr versions is still readable; it reports the ETag ``"0"`` (no hash
+version ever is 0) and the next write turns it into a hash.
+
+Every write, single or transactional, is ONE Lua script: it checks the ETags of all operations
+first and only then applies them, so a transaction with one bad ETag changes nothing (daprd's own
+MULTI of several scripts cannot roll back). The checks are the in-memory store's, not daprd's
+Redis ones: an ETag for a missing key and a ``first-write`` over an existing key are mismatches.
+A write without a TTL (and no component ``ttlInSeconds``) removes any TTL, as on the other backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+from daca.runtime.errors import ETagInvalidError, ETagMismatchError, StoreError
+from daca.runtime.redis_server import split_host_port
+from daca.runtime.resources import ComponentSpec
+from daca.runtime.state.base import (
+    CAP_ACTOR,
+    DeleteRequest,
+    Operation,
+    SetRequest,
+    StateItem,
+    StateStore,
+)
+from daca.runtime.state.memory import given_etag, ttl_metadata
+
+logger = logging.getLogger(__name__)
+
+#: The ETag reported for a legacy plain-string value.
+LEGACY_ETAG = "0"
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+# KEYS: one per operation. ARGV, five per operation: kind ("set" | "del"), ETag ("" = none),
+# first-write ("1" | "0"), data, TTL in seconds ("" = none). Returns 0, or the 1-based index of
+# the first operation whose ETag check failed (then nothing was written).
+_TRANSACT_LUA = """
+local function version(key)
+  local kind = redis.call("TYPE", key).ok
+  if kind == "none" then return false end
+  if kind == "hash" then return redis.call("HGET", key, "version") or "0" end
+  return "0"
+end
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 5
+  local etag, first_write, current = ARGV[at + 2], ARGV[at + 3], version(key)
+  if etag ~= "" and etag ~= current then return i end
+  if etag == "" and first_write == "1" and current then return i end
+end
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 5
+  if ARGV[at + 1] == "del" then
+    redis.call("DEL", key)
+  else
+    if redis.call("TYPE", key).ok ~= "hash" then redis.call("DEL", key) end
+    redis.call("HSET", key, "data", ARGV[at + 4])
+    redis.call("HINCRBY", key, "version", 1)
+    local ttl = tonumber(ARGV[at + 5])
+    if ttl and ttl > 0 then redis.call("EXPIRE", key, ttl) else redis.call("PERSIST", key) end
+  end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The component metadata, validated."""
+
+    host: str
+    port: int
+    password: str | None = None
+    username: str | None = None
+    db: int = 0
+    tls: bool = False
+    ttl_seconds: int | None = None  # the component-wide default TTL
+    actor_state_store: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_spec(cls, spec: ComponentSpec) -> RedisSettings:
+        if spec.get("redisType", "node") != "node":
+            raise spec.error("redisType", "must be 'node': Redis Cluster is not supported")
+        host, port = split_host_port(spec.require("redisHost"))
+        return cls(
+            host=host,
+            port=port,
+            password=spec.get("redisPassword") or None,
+            username=spec.get("redisUsername") or None,
+            db=spec.get_int("redisDB", 0),
+            tls=spec.get_bool("enableTLS"),
+            ttl_seconds=spec.get_int("ttlInSeconds", 0) if spec.get("ttlInSeconds") else None,
+            actor_state_store=spec.get_bool("actorStateStore"),
+        )
+
+
+def redis_etag(key: str, operation: Operation) -> str:
+    """The operation's ETag as the script compares it ("" for none); not an integer: invalid."""
+    etag = given_etag(operation)
+    if etag is None:
+        return ""
+    if not _INTEGER.fullmatch(etag):
+        raise ETagInvalidError(f"invalid etag {etag!r} for key {key!r}: Redis ETags are integers")
+    return str(int(etag))
+
+
+class RedisStateStore(StateStore):
+    """State in Redis hashes. ``client`` is injected (and left open) or created by ``start``."""
+
+    def __init__(self, spec: ComponentSpec, *, client: Redis | None = None) -> None:
+        self.spec = spec
+        self.settings = RedisSettings.from_spec(spec)
+        if self.settings.actor_state_store:
+            self.capabilities = StateStore.capabilities | {CAP_ACTOR}
+        if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("RedisStateStore needs a client with decode_responses=False")
+        self._client = client
+        self._owns_client = client is None
+        self._script: AsyncScript | None = None
+
+    @classmethod
+    def from_component(cls, spec: ComponentSpec) -> RedisStateStore:
+        return cls(spec)
+
+    async def start(self) -> None:
+        client = self._client or self._new_client()
+        self._client = client
+        try:
+            await client.ping()
+        except RedisError as exc:
+            await self._release_client()
+            raise self._start_error(exc) from exc
+        self._script = client.register_script(_TRANSACT_LUA)
+        logger.info(
+            "state store %r: connected to Redis at %s", self.spec.name, self.settings.address
+        )
+
+    async def close(self) -> None:
+        self._script = None
+        await self._release_client()
+
+    async def get(self, key: str) -> StateItem | None:
+        return (await self.bulk_get([key]))[0]
+
+    async def bulk_get(self, keys: Sequence[str]) -> list[StateItem | None]:
+        """One pipelined round trip (``HGETALL`` and ``PTTL`` per key), then legacy fallbacks."""
+        client, _ = self._started()
+        with self._store_errors():
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                    pipe.pttl(key)
+                replies = await pipe.execute(raise_on_error=False)
+            return [
+                await self._item(key, replies[2 * i], replies[2 * i + 1])
+                for i, key in enumerate(keys)
+            ]
+
+    async def set(self, request: SetRequest) -> None:
+        await self.transact([request])
+
+    async def delete(self, request: DeleteRequest) -> None:
+        await self.transact([request])
+
+    async def transact(self, operations: Sequence[Operation]) -> None:
+        _, script = self._started()
+        if not operations:
+            return
+        args = [arg for operation in operations for arg in self._script_args(operation)]
+        with self._store_errors():
+            failed = int(await script(keys=[o.key for o in operations], args=args))
+        if failed:
+            raise self._mismatch(operations[failed - 1])
+
+    def _script_args(self, operation: Operation) -> tuple[str, str, str, bytes, str]:
+        etag = redis_etag(operation.key, operation)
+        first_write = "1" if operation.concurrency == "first-write" else "0"
+        if isinstance(operation, DeleteRequest):
+            return ("del", etag, first_write, b"", "")
+        ttl = operation.ttl_seconds
+        if ttl is None:
+            ttl = self.settings.ttl_seconds
+        return ("set", etag, first_write, operation.value, "" if ttl is None else str(ttl))
+
+    @staticmethod
+    def _mismatch(operation: Operation) -> ETagMismatchError:
+        if given_etag(operation) is None:
+            return ETagMismatchError(f"first-write: key {operation.key!r} already exists")
+        return ETagMismatchError(f"possible etag mismatch: key {operation.key!r}")
+
+    async def _item(self, key: str, reply: Any, pttl: Any) -> StateItem | None:
+        if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
+            return await self._legacy_item(key, pttl)
+        if isinstance(reply, Exception):
+            raise reply
+        if not reply:
+            return None
+        data, version = reply.get(b"data"), reply.get(b"version")
+        if data is None or version is None:
+            raise StoreError(f"key {key!r}: required hash field 'data' or 'version' was not found")
+        return StateItem(key, data, version.decode(), _expiry_metadata(pttl))
+
+    async def _legacy_item(self, key: str, pttl: Any) -> StateItem | None:
+        """A plain string value (daprd falls back to ``GET`` the same way)."""
+        value = await self._started()[0].get(key)
+        if value is None:
+            return None
+        data = value.encode() if isinstance(value, str) else value
+        return StateItem(key, data, LEGACY_ETAG, _expiry_metadata(pttl))
+
+    @contextlib.contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except RedisError as exc:
+            name, address = self.spec.name, self.settings.address
+            raise StoreError(f"redis state store {name!r} at {address}: {exc}") from exc
+
+    def _new_client(self) -> Redis:
+        s = self.settings
+        return Redis(
+            host=s.host, port=s.port, db=s.db, username=s.username, password=s.password,
+            ssl=s.tls, socket_connect_timeout=5.0,
+            # daprd's go-redis defaults: 3 retries, backing off from 8 ms to at most 512 ms.
+            retry=Retry(ExponentialBackoff(cap=0.512, base=0.008), 3),
+        )  # fmt: skip
+
+    def _start_error(self, exc: RedisError) -> Exception:
+        if isinstance(exc, AuthenticationError):
+            return self.spec.error(
+                "redisPassword", f"was rejected by {self.settings.address}: {exc}"
+            )
+        return self.spec.error("redisHost", f"= {self.settings.address}: cannot connect: {exc}")
+
+    async def _release_client(self) -> None:
+        """Close the client if this store created it; an injected one stays with its owner."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def _started(self) -> tuple[Redis, AsyncScript]:
+        if self._client is None or self._script is None:
+            raise RuntimeError("RedisStateStore used before start()")
+        return self._client, self._script
+
+
+def _expiry_metadata(pttl: Any) -> dict[str, str]:
+    """``ttlExpireTime`` from a ``PTTL`` reply (negative: the key has no TTL)."""
+    if not isinstance(pttl, int) or pttl < 0:
+        return {}
+    return ttl_metadata(datetime.now(UTC) + timedelta(milliseconds=pttl))
