@@ -25,7 +25,7 @@ BACKENDS = ("memory", "sqlite", "redis")
 
 
 def component_yaml(name: str, kind: str, metadata: dict[str, str]) -> str:
-    items = "".join(f"\n  - name: {k}\n    value: \"{v}\"" for k, v in metadata.items())
+    items = "".join(f'\n  - name: {k}\n    value: "{v}"' for k, v in metadata.items())
     return (
         f"apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n"
         f"spec:\n  type: {kind}\n  version: v1\n  metadata:{items or ' []'}\n"
@@ -39,8 +39,11 @@ def write_components(
     directory.mkdir(parents=True, exist_ok=True)
     if backend == "redis":
         assert redis_address is not None
-        fast = {"redisHost": redis_address, "processingTimeout": "500ms",
-                "redeliverInterval": "200ms"}
+        fast = {
+            "redisHost": redis_address,
+            "processingTimeout": "500ms",
+            "redeliverInterval": "200ms",
+        }
         state = component_yaml("statestore", "state.redis", {"redisHost": redis_address})
         pubsub = component_yaml("pubsub", "pubsub.redis", fast)
     else:
@@ -92,8 +95,12 @@ class FakeApp:
             return await self.answer(request, body)
 
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-        return Starlette(routes=[Route("/dapr/subscribe", subscribe),
-                                 Route("/{path:path}", anything, methods=methods)])
+        return Starlette(
+            routes=[
+                Route("/dapr/subscribe", subscribe),
+                Route("/{path:path}", anything, methods=methods),
+            ]
+        )
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Wait until at least ``count`` requests arrived (bounded); return them."""
@@ -129,8 +136,9 @@ async def running_app(app: FakeApp) -> AsyncIterator[FakeApp]:
 
 
 @contextlib.asynccontextmanager
-async def running_sidecar(config: SidecarConfig, *, wait_ready: bool = True
-                          ) -> AsyncIterator[Sidecar]:
+async def running_sidecar(
+    config: SidecarConfig, *, wait_ready: bool = True
+) -> AsyncIterator[Sidecar]:
     sidecar = Sidecar(config)
     await sidecar.start()
     try:

@@ -62,15 +62,23 @@ class BundledRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_executable(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str(self.data_dir / "redis.log"),
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
         self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not is_listening("127.0.0.1", self.port):
@@ -83,7 +91,9 @@ class BundledRedis:
                 self.stop()
                 raise RuntimeError(f"bundled redis-server did not listen on {self.address}")
             time.sleep(0.02)
-        logger.info("started the bundled redis-server on %s (data in %s)", self.address, self.data_dir)
+        logger.info(
+            "started the bundled redis-server on %s (data in %s)", self.address, self.data_dir
+        )
 
     def stop(self) -> None:
         process, self._process = self._process, None

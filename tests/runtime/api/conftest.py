@@ -30,8 +30,13 @@ def resources(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> P
 @pytest_asyncio.fixture
 async def dapr(resources: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for a sidecar (app-id ``myapp``, no app) over ``resources``."""
-    config = SidecarConfig(app_id="myapp", http_port=0, resources_paths=(resources,),
-                           home=tmp_path / "home", bundle_redis=False)
+    config = SidecarConfig(
+        app_id="myapp",
+        http_port=0,
+        resources_paths=(resources,),
+        home=tmp_path / "home",
+        bundle_redis=False,
+    )
     async with running_sidecar(config) as sidecar:
         base = f"http://127.0.0.1:{sidecar.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
