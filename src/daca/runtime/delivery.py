@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from daca.runtime.cel import compile_match
 from daca.runtime.cloudevents import (
@@ -55,7 +55,7 @@ class AppChannel:
     """How the sidecar reaches its app."""
 
     base_url: str
-    client: httpx.AsyncClient
+    session: aiohttp.ClientSession
     api_token: str | None = None
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -65,20 +65,20 @@ class AppChannel:
         return headers
 
 
-def read_outcome(response: httpx.Response) -> Outcome:
+def read_outcome(status: int, content: bytes) -> Outcome:
     """The app's answer as daprd reads it (dapr-http-api.md §3.4)."""
-    if response.status_code == 404:
+    if status == 404:
         return Outcome.DROP
-    if not 200 <= response.status_code < 300:
+    if not 200 <= status < 300:
         return Outcome.RETRY
     try:
-        body = json.loads(response.content) if response.content else {}
+        body = json.loads(content) if content else {}
     except ValueError:
         return Outcome.SUCCESS
-    status = body.get("status", "") if isinstance(body, dict) else ""
-    if status in ("", None, "SUCCESS"):
+    answer = body.get("status", "") if isinstance(body, dict) else ""
+    if answer in ("", None, "SUCCESS"):
         return Outcome.SUCCESS
-    return Outcome.DROP if status == "DROP" else Outcome.RETRY
+    return Outcome.DROP if answer == "DROP" else Outcome.RETRY
 
 
 class Router:
@@ -169,20 +169,22 @@ class Delivery:
             "traceparent": str(envelope.get("traceparent") or ""),
         }
         url = self._channel.base_url + "/" + route.lstrip("/")
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
-            response = await self._channel.client.post(
-                url, content=body, headers=self._channel.headers(headers), timeout=self._timeout
-            )
-        except httpx.HTTPError as exc:
+            async with self._channel.session.post(
+                url, data=body, headers=self._channel.headers(headers), timeout=timeout
+            ) as response:
+                status, content = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
             return Outcome.RETRY
-        outcome = read_outcome(response)
+        outcome = read_outcome(status, content)
         if outcome is not Outcome.SUCCESS:
             logger.warning(
                 "event %s on %s: app answered %d -> %s",
                 envelope.get("id"),
                 self.spec.topic,
-                response.status_code,
+                status,
                 outcome.value,
             )
         return outcome

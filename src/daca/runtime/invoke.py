@@ -12,9 +12,11 @@ import hmac
 import logging
 from collections.abc import Iterable
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
+from yarl import URL
 
 from daca.runtime.cloudevents import new_traceparent
 from daca.runtime.delivery import AppChannel
@@ -61,13 +63,13 @@ class Invoker:
         self,
         app_id: str,
         registry: NameRegistry,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         channel: AppChannel | None,
         peer_token: str,
     ) -> None:
         self.app_id = app_id
         self._registry = registry
-        self._client = client
+        self._session = session
         self._channel = channel
         self.peer_token = peer_token
 
@@ -120,20 +122,24 @@ class Invoker:
         self, target: str, url: str, request: Request, headers: list[tuple[str, str]]
     ) -> Response:
         query = request.url.query
+        target_url = URL(f"{url}?{query}" if query else url, encoded=True)
         try:
-            answer = await self._client.request(
+            async with self._session.request(
                 request.method,
-                f"{url}?{query}" if query else url,
-                content=await request.body(),
-                headers=headers,
-            )
-        except httpx.HTTPError as exc:
+                target_url,
+                data=await request.body(),
+                headers=CIMultiDict(headers),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            ) as answer:
+                status, content = answer.status, await answer.read()
+                answer_headers = list(answer.headers.items())
+        except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("invoking %s at %s failed: %r", target, url, exc)
             raise _invoke_error(target, repr(exc)) from exc
-        response = Response(answer.content, answer.status_code)
+        response = Response(content, status)
         passed = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in _forwardable(answer.headers.multi_items())
+            for name, value in _forwardable(answer_headers)
         ]
         length = [h for h in response.raw_headers if h[0] == b"content-length"]
         response.raw_headers = length + passed

@@ -1,0 +1,1 @@
+"""The ``daca`` command line (``daca.cli.main:main``)."""

@@ -1,0 +1,113 @@
+"""What the CLI writes to the terminal: logging set-up, app output, the ``list`` table and the
+``up`` summary. Only the CLI configures logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import click
+
+from daca.runtime.nameregistry import AppRecord
+from daca.runtime.runfile import RunFile
+
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (like ``lastResort``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level: str) -> None:
+    """Root logging at ``level`` (debug, info, warn, error) to stderr, set up once per process."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(LOG_LEVELS[level.lower()])
+
+
+class ClickConsole:
+    """The supervisor's console: app lines prefixed like the Dapr CLI's, errors to stderr."""
+
+    def app_output(self, app_id: str, line: str) -> None:
+        click.echo(f"== APP - {app_id} == {line}")
+
+    def status(self, message: str) -> None:
+        click.echo(f"== DACA == {message}")
+
+    def error(self, message: str) -> None:
+        click.echo(f"Error: {message}", err=True)
+
+
+LIST_COLUMNS = ("APP ID", "HTTP PORT", "APP PORT", "PID", "AGE", "COMMAND")
+
+
+def format_age(seconds: float) -> str:
+    """``42s``, ``5m``, ``3h`` or ``2d``, as ``dapr list`` shows ages."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+def records_table(records: Sequence[AppRecord], now: float | None = None) -> str:
+    """The ``daca list`` table, columns padded to their widest cell."""
+    current = time.time() if now is None else now
+    rows = [LIST_COLUMNS] + [
+        (
+            record.app_id,
+            str(record.http_port),
+            "" if record.app_port is None else str(record.app_port),
+            str(record.pid),
+            format_age(current - record.started_at),
+            record.app_command,
+        )
+        for record in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def records_json(records: Sequence[AppRecord]) -> str:
+    return json.dumps([asdict(record) for record in records], indent=2)
+
+
+def up_summary(run_file: RunFile, llm_provider: str | None) -> list[str]:
+    """Where to send requests once ``daca up`` has started the run file's apps."""
+    lines = [f"Starting {len(run_file.apps)} apps from {run_file.path}"]
+    for app in run_file.apps:
+        sidecar = (
+            f"http://127.0.0.1:{app.dapr_http_port}"
+            if app.dapr_http_port
+            else "a free port (see `daca list`)"
+        )
+        url = f"http://127.0.0.1:{app.app_port}" if app.app_port else "no port"
+        lines.append(f"  {app.app_id}: {url}  (sidecar: {sidecar})")
+        if "chat" in app.app_id and app.app_port:
+            lines.append(f"    chat with it: POST {url}/chat/")
+    if llm_provider is not None:
+        lines.append(f"LLM provider: {llm_provider}")
+    return lines

@@ -1,0 +1,300 @@
+"""Run sidecars in this process and their apps as child processes, like ``dapr run``.
+
+For each app, in order: its sidecar starts (in this event loop), then its command starts in a new
+session (its own process group) with the environment the Dapr CLI gives an app: ``APP_ID``,
+``APP_PORT``, ``APP_CHANNEL_ADDRESS``, ``DAPR_HTTP_PORT`` (the bound sidecar port),
+``DAPR_GRPC_PORT`` and ``DAPR_METRICS_PORT``. The last two are free port numbers only: no gRPC API
+or metrics endpoint is served. ``PATH`` starts with the directory of this interpreter, so
+``python`` or ``uvicorn`` in a command resolve to the running virtual environment.
+
+When it stops: on SIGINT/SIGTERM (exit code 0), as soon as an app command exits non-zero (its code;
+a signal death is 128 + signal), or once every app command has exited (0). Apps without a command
+run their sidecar until a signal. Stopping sends SIGTERM to each app's process group, waits up to
+``stop_timeout`` for its leader, SIGKILLs whatever is left of the group, then stops the sidecars.
+A ``ComponentError`` (or ``OSError``, e.g. a port in use) while a sidecar starts, or a command that
+cannot be started, is reported as one line; what was started is stopped and the run ends with 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+from daca.runtime.appprocess import AppProcess, OutputSinks
+from daca.runtime.config import SidecarConfig
+from daca.runtime.errors import ComponentError
+from daca.runtime.redis_server import free_port
+from daca.runtime.runfile import AppRunSpec
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SidecarLike(Protocol):
+    """What the supervisor needs of ``daca.runtime.sidecar.Sidecar``."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    @property
+    def http_port(self) -> int: ...
+    def set_app_process(self, pid: int | None, command: str) -> None: ...
+
+
+SidecarFactory = Callable[[SidecarConfig], SidecarLike]
+
+
+class Console(Protocol):
+    """Where app output, status lines and start-up errors go (the CLI writes to the terminal)."""
+
+    def app_output(self, app_id: str, line: str) -> None: ...
+    def status(self, message: str) -> None: ...
+    def error(self, message: str) -> None: ...
+
+
+class LoggingConsole:
+    """The default ``Console``: everything through ``logging``."""
+
+    def app_output(self, app_id: str, line: str) -> None:
+        logger.info("== APP - %s == %s", app_id, line)
+
+    def status(self, message: str) -> None:
+        logger.info("%s", message)
+
+    def error(self, message: str) -> None:
+        logger.error("%s", message)
+
+
+@dataclass(frozen=True, slots=True)
+class AppLaunch:
+    """One app to run: its sidecar, and optionally a command with its directory and extra env."""
+
+    config: SidecarConfig
+    command: Sequence[str] | None = None
+    cwd: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    grpc_port: int | None = None  # reported as DAPR_GRPC_PORT; a free port when None
+    log_file: Path | None = None  # also write the app's output here
+    console_output: bool = True  # forward the app's output to the console
+
+    @classmethod
+    def from_spec(cls, spec: AppRunSpec, environ: Mapping[str, str] | None = None) -> AppLaunch:
+        """The launch for one app of a run file; tokens come from its env, then ``environ``."""
+        base = os.environ if environ is None else environ
+        merged = {**base, **spec.env}
+        config = SidecarConfig(
+            app_id=spec.app_id,
+            app_port=spec.app_port,
+            http_port=spec.dapr_http_port or 0,
+            resources_paths=tuple(spec.resources_paths),
+            config_file=spec.config_file,
+            app_channel_address=spec.app_channel_address,
+            api_token=merged.get("DAPR_API_TOKEN") or None,
+            app_api_token=merged.get("APP_API_TOKEN") or None,
+        )
+        return cls(
+            config=config,
+            command=spec.command or None,
+            cwd=spec.app_dir,
+            env=dict(spec.env),
+            grpc_port=spec.dapr_grpc_port,
+            log_file=_log_file(spec) if spec.app_log_destination != "console" else None,
+            console_output=spec.app_log_destination != "file",
+        )
+
+
+def _log_file(spec: AppRunSpec) -> Path:
+    """``<appDirPath>/.dapr/logs/<app-id>_app_<timestamp>.log``, as the Dapr CLI names it."""
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    return spec.logs_dir / f"{spec.app_id}_app_{stamp}.log"
+
+
+def app_environment(
+    launch: AppLaunch, http_port: int, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``environ`` + the launch's env + the variables the Dapr CLI sets (those win)."""
+    config = launch.config
+    env = {**(os.environ if environ is None else environ), **launch.env}
+    env["APP_ID"] = config.app_id
+    env["APP_CHANNEL_ADDRESS"] = config.app_channel_address
+    env["DAPR_HTTP_PORT"] = str(http_port)
+    env["DAPR_GRPC_PORT"] = str(launch.grpc_port or free_port())
+    env["DAPR_METRICS_PORT"] = str(free_port())
+    if config.app_port is not None:
+        env["APP_PORT"] = str(config.app_port)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
+    return env
+
+
+class Supervisor:
+    """Runs ``AppLaunch`` es: sidecars in this event loop, commands as child process groups."""
+
+    def __init__(
+        self,
+        *,
+        sidecar_factory: SidecarFactory | None = None,
+        console: Console | None = None,
+        stop_timeout: float = 10.0,
+        handle_signals: bool = True,
+    ) -> None:
+        self._factory = sidecar_factory or _default_factory()
+        self._console: Console = console or LoggingConsole()
+        self._stop_timeout = stop_timeout
+        self._handle_signals = handle_signals
+        self._stop_requested = asyncio.Event()
+        self._sidecars: list[SidecarLike] = []
+        self._apps: list[AppProcess] = []
+        self._logs: list[IO[str]] = []
+
+    def request_stop(self) -> None:
+        """Stop everything (what SIGINT/SIGTERM do); ``run`` then returns 0."""
+        self._stop_requested.set()
+
+    async def run(self, apps: Sequence[AppLaunch]) -> int:
+        """Start every app, wait until it is time to stop, stop everything; the exit code."""
+        with self._signal_handlers():
+            try:
+                if not await self._start_all(apps):
+                    return 1
+                return await self._wait()
+            finally:
+                await self._stop_all()
+
+    async def _start_all(self, apps: Sequence[AppLaunch]) -> bool:
+        """Start the apps in order; ``False`` (after reporting why) when one cannot start."""
+        for launch in apps:
+            if self._stop_requested.is_set():
+                break
+            if not await self._start_one(launch):
+                return False
+        return True
+
+    async def _start_one(self, launch: AppLaunch) -> bool:
+        app_id = launch.config.app_id
+        sidecar = self._factory(launch.config)
+        try:
+            await sidecar.start()
+        except (ComponentError, OSError) as exc:  # bad resources, or the port is taken
+            self._console.error(f"app {app_id!r}: {_one_line(str(exc))}")
+            return False
+        self._sidecars.append(sidecar)
+        self._console.status(f"Started sidecar for app {app_id!r}. HTTP Port: {sidecar.http_port}")
+        if not launch.command:
+            self._console.status(f"No application command for app {app_id!r}: sidecar only")
+            return True
+        return await self._spawn(launch, sidecar)
+
+    async def _spawn(self, launch: AppLaunch, sidecar: SidecarLike) -> bool:
+        command = list(launch.command or ())
+        app_id = launch.config.app_id
+        console = self._console.app_output if launch.console_output else None
+        try:
+            app = await AppProcess.spawn(
+                app_id,
+                command,
+                cwd=launch.cwd,
+                env=app_environment(launch, sidecar.http_port),
+                sinks=OutputSinks(console, self._open_log(launch)),
+            )
+        except OSError as exc:
+            self._console.error(f"app {app_id!r}: cannot start {command[0]!r}: {exc.strerror}")
+            return False
+        sidecar.set_app_process(app.pid, shlex.join(command))
+        self._apps.append(app)
+        self._console.status(f"Started app {app_id!r} (pid {app.pid}): {shlex.join(command)}")
+        return True
+
+    def _open_log(self, launch: AppLaunch) -> IO[str] | None:
+        if launch.log_file is None:
+            return None
+        launch.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = launch.log_file.open("a", encoding="utf-8")
+        self._logs.append(handle)
+        self._console.status(f"Writing logs of app {launch.config.app_id!r} to {launch.log_file}")
+        return handle
+
+    async def _wait(self) -> int:
+        """0 on a stop request or once all commands exited; the first non-zero exit code."""
+        stop = asyncio.create_task(self._stop_requested.wait())
+        exits = {asyncio.create_task(app.wait()): app for app in self._apps}
+        try:
+            if not exits:
+                await stop
+            while exits and not stop.done():
+                done, _ = await asyncio.wait({stop, *exits}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done & exits.keys():
+                    code = self._report_exit(exits.pop(task).app_id, task.result())
+                    if code != 0:
+                        return code
+            return 0
+        finally:
+            for task in (stop, *exits):
+                task.cancel()
+
+    def _report_exit(self, app_id: str, code: int) -> int:
+        if code == 0:
+            self._console.status(f"App {app_id!r} exited successfully")
+        else:
+            self._console.error(f"app {app_id!r} exited with code {code}")
+        return code
+
+    async def _stop_all(self) -> None:
+        """Stop every app (in parallel), then every sidecar (in reverse), then close logs."""
+        await asyncio.gather(*(app.stop(self._stop_timeout) for app in self._apps))
+        for sidecar in reversed(self._sidecars):
+            await _log_failure(sidecar.stop(), "stopping a sidecar")
+        for handle in self._logs:
+            handle.close()
+        self._apps, self._sidecars, self._logs = [], [], []
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        """SIGINT/SIGTERM request a stop while ``run`` runs (main thread only)."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for signum in STOP_SIGNALS if self._handle_signals else ():
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (ValueError, RuntimeError, NotImplementedError):
+                logger.debug("cannot handle %s here (not the main thread?)", signum)
+                continue
+            installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._console.status(f"Received {signal.Signals(signum).name}: stopping apps and sidecars")
+        self.request_stop()
+
+
+async def _log_failure(operation: Awaitable[None], what: str) -> None:
+    """Await ``operation``; log (not raise) its failure so the rest of shutdown still runs."""
+    try:
+        await operation
+    except Exception:
+        logger.exception("error while %s", what)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _default_factory() -> SidecarFactory:
+    """``daca.runtime.sidecar.Sidecar``, imported only when a supervisor is built without one."""
+    from daca.runtime.sidecar import Sidecar
+
+    return Sidecar
