@@ -23,7 +23,7 @@ _topics = itertools.count()
 async def wait_until(condition: Callable[[], bool]) -> None:
     """Poll ``condition`` every 10 ms until it holds; fail after ``TIMEOUT`` seconds."""
     async with asyncio.timeout(TIMEOUT):
-        while not condition():  # noqa: ASYNC110 - polls state that handler tasks change
+        while not condition():
             await asyncio.sleep(0.01)
 
 

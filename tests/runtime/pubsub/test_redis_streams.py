@@ -26,7 +26,7 @@ TIMEOUT = 10.0
 async def eventually(probe: Callable[[], bool | Awaitable[bool]]) -> None:
     """Poll ``probe`` every 10 ms until it holds; fail after ``TIMEOUT`` seconds."""
     async with asyncio.timeout(TIMEOUT):
-        while not await _truth(probe()):  # noqa: ASYNC110 - polls handler tasks and Redis
+        while not await _truth(probe()):
             await asyncio.sleep(0.01)
 
 

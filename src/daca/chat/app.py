@@ -1,0 +1,122 @@
+"""The chat service's app factory: ``uvicorn daca.chat.app:create_app --factory``.
+
+The lifespan owns the long-lived objects: the Dapr client, the model (and its HTTP client) and
+the event publisher with its retry task. Nothing is read from the environment at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import httpx
+from agents import Model
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from daca.chat.agent import ChatAgent
+from daca.chat.errors import ChatError
+from daca.chat.memory_client import MemoryClient
+from daca.chat.publisher import Backoff, EventPublisher
+from daca.chat.routes import chat, root, users
+from daca.chat.service import ChatService
+from daca.chat.settings import ChatSettings
+from daca.dapr.client import DaprClient
+from daca.llm.factory import ModelChoice, build_model
+from daca.logsetup import configure_service_logging
+
+logger = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _model_choice(settings: ChatSettings, model: Model | None) -> ModelChoice:
+    """The injected model, or the one the LLM settings select."""
+    if model is not None:
+        return ModelChoice(model=model, provider="injected", model_name=type(model).__name__)
+    return build_model(settings.llm)
+
+
+def _publisher(settings: ChatSettings, dapr: DaprClient) -> EventPublisher:
+    """The event publisher, with the configured outbox bound and backoff."""
+    backoff = Backoff(
+        settings.publish_backoff_initial_seconds, settings.publish_backoff_max_seconds
+    )
+    return EventPublisher(
+        dapr, settings.pubsub_name, max_pending=settings.outbox_max_events, backoff=backoff
+    )
+
+
+def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> ChatService:
+    """The chat service over the lifespan's clients."""
+    memory = MemoryClient(dapr, settings.memory_app_id, timeout=settings.memory_timeout_seconds)
+    agent = ChatAgent(
+        choice.model, timeout=settings.agent_timeout_seconds, max_turns=settings.agent_max_turns
+    )
+    return ChatService(settings, memory, agent, _publisher(settings, dapr))
+
+
+async def _open(
+    stack: AsyncExitStack,
+    settings: ChatSettings,
+    model: Model | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> tuple[ChatService, ModelChoice]:
+    """Open the clients and start the publisher; ``stack`` closes them in reverse order."""
+    dapr = DaprClient.from_settings(
+        settings.dapr, timeout=settings.dapr_timeout_seconds, transport=transport
+    )
+    stack.push_async_callback(dapr.aclose)
+    choice = _model_choice(settings, model)
+    stack.push_async_callback(choice.aclose)
+    service = _service(settings, dapr, choice)
+    service.publisher.start()
+    stack.push_async_callback(service.publisher.close, settings.shutdown_flush_seconds)
+    return service, choice
+
+
+def _lifespan(
+    settings: ChatSettings, model: Model | None, transport: httpx.AsyncBaseTransport | None
+) -> Lifespan:
+    """The lifespan: open clients, start the publisher; on exit flush and close in order."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            service, choice = await _open(stack, settings, model, transport)
+            app.state.chat_service = service
+            app.state.model_description = choice.describe()
+            logger.info(
+                "Chat service ready: %s, sidecar %s", choice.describe(), settings.dapr.base_url
+            )
+            yield
+
+    return lifespan
+
+
+async def _chat_error(request: Request, exc: Exception) -> JSONResponse:
+    """Render a ``ChatError`` as its status with ``{"detail": message}``."""
+    status = exc.status_code if isinstance(exc, ChatError) else 500
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def create_app(
+    settings: ChatSettings | None = None,
+    *,
+    model: Model | None = None,
+    dapr_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The chat service app; ``model`` and ``dapr_transport`` are the test seams."""
+    configure_service_logging()
+    settings = settings or ChatSettings()
+    app = FastAPI(
+        title="DACA Chat Service",
+        description="Chats with a user, remembering them through the memory service.",
+        version="0.1.0",
+        lifespan=_lifespan(settings, model, dapr_transport),
+    )
+    app.add_exception_handler(ChatError, _chat_error)
+    for router in (root.router, chat.router, users.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,49 @@
+"""Errors of the chat service, each carrying the HTTP status it is rendered with.
+
+::
+
+    ChatError
+    ├── InvalidMessageError     400  empty or whitespace-only text
+    ├── MessageTooLongError     422  text over MAX_MESSAGE_CHARS
+    ├── BacklogFullError        503  the publish outbox is full: nothing is accepted
+    ├── ModelFailedError        502  the LLM failed: nothing was stored
+    └── ModelTimeoutError       504  the LLM did not answer in time: nothing was stored
+"""
+
+from __future__ import annotations
+
+
+class ChatError(Exception):
+    """Root of the chat service's errors; ``str(error)`` is the client-facing detail."""
+
+    status_code = 500
+
+
+class InvalidMessageError(ChatError):
+    """The message text is empty or only whitespace."""
+
+    status_code = 400
+
+
+class MessageTooLongError(ChatError):
+    """The message text is longer than the configured limit."""
+
+    status_code = 422
+
+
+class BacklogFullError(ChatError):
+    """Too many events wait to be published; new turns are refused until it drains."""
+
+    status_code = 503
+
+
+class ModelFailedError(ChatError):
+    """The language model (or its endpoint) failed to answer."""
+
+    status_code = 502
+
+
+class ModelTimeoutError(ChatError):
+    """The language model did not answer within the time limit."""
+
+    status_code = 504

@@ -1,0 +1,90 @@
+"""Reads what the memory service knows, by Dapr service invocation.
+
+Memory is a nice-to-have on the chat path: when the memory service is down, slow or answers
+badly, the chat carries on with defaults (a new user, no history) and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from daca.contracts.models import ConversationEntry, ConversationHistory, UserMetadata
+from daca.dapr.client import DaprClient
+from daca.dapr.errors import DaprClientError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class MemoryReadError(Exception):
+    """The memory service answered with a non-2xx status."""
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    """The user's metadata and the session's most recent entries."""
+
+    metadata: UserMetadata = field(default_factory=UserMetadata)
+    recent: list[ConversationEntry] = field(default_factory=list)
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    """``response`` when it is 2xx, else ``MemoryReadError``."""
+    if not response.is_success:
+        raise MemoryReadError(f"memory service answered {response.status_code}")
+    return response
+
+
+class MemoryClient:
+    """Reads user metadata and recent history from the memory service (app ``app_id``)."""
+
+    def __init__(self, dapr: DaprClient, app_id: str, *, timeout: float) -> None:
+        self._dapr = dapr
+        self._app_id = app_id
+        self._timeout = timeout
+
+    async def metadata(self, user_id: str) -> UserMetadata:
+        """``GET /memories/{user_id}`` on the memory service."""
+        response = _ok(await self._dapr.invoke(self._app_id, f"memories/{user_id}"))
+        return UserMetadata.model_validate_json(response.content)
+
+    async def recent(self, session_id: str, limit: int) -> list[ConversationEntry]:
+        """``GET /conversations/{session_id}?limit=N`` on the memory service."""
+        method = f"conversations/{session_id}"
+        response = await self._dapr.invoke(self._app_id, method, params={"limit": str(limit)})
+        return ConversationHistory.model_validate_json(_ok(response).content).history
+
+    async def snapshot(self, user_id: str, session_id: str, limit: int) -> MemorySnapshot:
+        """Metadata and recent entries, read concurrently; defaults for whatever fails."""
+        no_history: list[ConversationEntry] = []
+        metadata, recent = await asyncio.gather(
+            self._guarded("metadata", user_id, self.metadata(user_id), UserMetadata()),
+            self._guarded("history", session_id, self.recent(session_id, limit), no_history),
+        )
+        return MemorySnapshot(metadata=metadata, recent=recent)
+
+    async def _guarded(self, what: str, key: str, read: Awaitable[T], default: T) -> T:
+        """``read`` awaited within the timeout, or ``default`` (with a warning) when it fails."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await read
+        except (DaprClientError, MemoryReadError, ValidationError, TimeoutError) as exc:
+            logger.warning(
+                "Memory %s for %s unavailable, using defaults: %s", what, key, _reason(exc)
+            )
+            return default
+
+
+def _reason(exc: Exception) -> str:
+    """A short, payload-free description of a failed read."""
+    if isinstance(exc, DaprClientError | MemoryReadError):
+        return str(exc)
+    return type(exc).__name__

@@ -1,0 +1,1 @@
+"""The chat service's routers, one per resource."""

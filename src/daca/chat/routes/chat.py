@@ -1,0 +1,16 @@
+"""``POST /chat/``: one turn of conversation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from daca.chat.deps import Chat
+from daca.chat.models import Message, Response
+
+router = APIRouter(tags=["chat"])
+
+
+@router.post("/chat/", response_model=Response)
+async def chat(message: Message, service: Chat) -> Response:
+    """Answer ``message`` with what the memory service knows about the user."""
+    return await service.answer(message)

@@ -1,0 +1,35 @@
+"""Wire models shared by the chat and memory services (pydantic v2, no FastAPI)."""
+
+from daca.contracts.events import (
+    CloudEvent,
+    ConversationEvent,
+    ConversationUpdated,
+    RawCloudEvent,
+    UserRegistered,
+)
+from daca.contracts.models import (
+    ConversationEntry,
+    ConversationHistory,
+    ConversationTurn,
+    Identifier,
+    Timestamp,
+    UserMetadata,
+    utc_now_iso,
+    validate_identifier,
+)
+
+__all__ = [
+    "CloudEvent",
+    "ConversationEntry",
+    "ConversationEvent",
+    "ConversationHistory",
+    "ConversationTurn",
+    "ConversationUpdated",
+    "Identifier",
+    "RawCloudEvent",
+    "Timestamp",
+    "UserMetadata",
+    "UserRegistered",
+    "utc_now_iso",
+    "validate_identifier",
+]

@@ -1,0 +1,92 @@
+"""Conversation and user models, and the validated identifier type used in state keys.
+
+Identifiers (user, session and turn ids) end up inside Dapr state keys, so they are bounded
+(1..128 characters), must not contain ``||`` (Dapr's key-prefix separator) and must not contain
+control characters.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_IDENTIFIER_LENGTH = 128
+
+
+def validate_identifier(value: str) -> str:
+    """Return ``value`` if it is a usable id in a state key, else raise ``ValueError``."""
+    if not 1 <= len(value) <= MAX_IDENTIFIER_LENGTH:
+        raise ValueError(f"must be 1..{MAX_IDENTIFIER_LENGTH} characters long")
+    if "||" in value:
+        raise ValueError("must not contain '||'")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def validate_timestamp(value: str) -> str:
+    """Return ``value`` if it parses as an ISO 8601 date-time, else raise ``ValueError``."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("must be an ISO 8601 date-time") from exc
+    return value
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as an ISO 8601 string."""
+    return datetime.now(UTC).isoformat()
+
+
+Identifier = Annotated[str, AfterValidator(validate_identifier)]
+"""A user, session or turn id: 1..128 characters, no ``||``, no control characters."""
+
+Timestamp = Annotated[str, AfterValidator(validate_timestamp)]
+"""An ISO 8601 date-time kept as text, as the tutorial's wire format does."""
+
+
+class ConversationEntry(BaseModel):
+    """One message of a session history (the tutorial's entry)."""
+
+    role: Literal["user", "assistant"]
+    content: str
+    timestamp: Timestamp = Field(default_factory=utc_now_iso)
+
+
+class ConversationTurn(BaseModel):
+    """One user message and the assistant's reply, as the summarizer sees it."""
+
+    session_id: Identifier
+    turn_id: Identifier
+    user_message: str
+    assistant_reply: str
+    timestamp: Timestamp
+
+
+class ConversationHistory(BaseModel):
+    """A session's history, or its most recent entries when read with a limit."""
+
+    session_id: Identifier
+    history: list[ConversationEntry] = Field(default_factory=list)
+    total_entries: int = Field(default=0, ge=0)
+
+
+class UserMetadata(BaseModel):
+    """What the memory service knows about a user (the tutorial's ``GET /memories`` shape).
+
+    ``name``, ``preferred_style``, ``goal`` and ``user_summary`` are the tutorial's fields; the
+    ``summary_*`` fields record what the summary covers and when it was written.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    preferred_style: str | None = None
+    goal: str | None = None
+    user_summary: str | None = None
+    summary_turn_count: int = Field(default=0, ge=0)
+    summary_last_turn_id: str | None = None
+    summary_updated_at: str | None = None

@@ -1,0 +1,127 @@
+"""What the offline model says: it reads back the layout ``daca.llm.prompts`` writes.
+
+Each reply is honest about where it comes from: the offline model has no language ability
+beyond extracting, matching and templating.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from daca.llm import prompts
+from daca.llm.extractive import (
+    as_sentence,
+    best_match,
+    is_personal_statement,
+    merge_facts,
+    normalise,
+    split_sentences,
+)
+
+NO_FACTS = "No personal facts shared yet."
+"""The offline summary when the user has not said anything about themselves."""
+
+MAX_SUMMARY_FACTS = 12
+MAX_SUMMARY_CHARS = 1200
+_TIME_WORDS = re.compile(r"\b(time|date|clock)\b|\bwhat day\b")
+_TIME_REQUEST = re.compile(r"^\s*(tell|give|show)\b.*\b(time|date)\b")
+_GREETINGS = {"casual": "Hey", "formal": "Good day", "friendly": "Hi"}
+_PLACEHOLDERS = {prompts.NOTHING_YET, prompts.UNKNOWN, NO_FACTS}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the chat instructions say about the user."""
+
+    name: str | None
+    style: str | None
+    facts: list[str]
+
+
+def _between(text: str, start: str, end: str | None) -> str:
+    """The text after the ``start`` header and before the ``end`` header ('' if absent)."""
+    _, found, rest = text.partition(start)
+    if not found:
+        return ""
+    return rest.partition(end)[0] if end else rest
+
+
+def _prefixed(text: str, prefix: str) -> str | None:
+    """The value of the first ``prefix`` line of ``text``, or ``None`` when unknown."""
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            value = line[len(prefix) :].strip()
+            return value if value and value not in _PLACEHOLDERS else None
+    return None
+
+
+def _user_lines(section: str) -> list[str]:
+    """The user's messages in a section of ``- user:`` / ``- assistant:`` lines."""
+    marker = prompts.USER_LINE
+    return [line[len(marker) :] for line in section.splitlines() if line.startswith(marker)]
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of ``text``, placeholders left out."""
+    return [s for s in split_sentences(text) if s not in _PLACEHOLDERS]
+
+
+def parse_memory(instructions: str) -> Memory:
+    """Name, style and known facts (summary sentences, then recent user sentences)."""
+    summary = _between(instructions, prompts.SUMMARY_HEADER, prompts.RECENT_HEADER)
+    recent = _between(instructions, prompts.RECENT_HEADER, None)
+    said = [s for line in _user_lines(recent) for s in split_sentences(line)]
+    return Memory(
+        name=_prefixed(instructions, prompts.NAME_PREFIX),
+        style=_prefixed(instructions, prompts.STYLE_PREFIX),
+        facts=_sentences(summary) + said,
+    )
+
+
+def write_summary(summary_input: str) -> str:
+    """An extractive summary: the previous facts plus the user's new first-person statements."""
+    previous = _between(summary_input, prompts.PREVIOUS_SUMMARY_HEADER, prompts.NEW_TURNS_HEADER)
+    turns = _between(summary_input, prompts.NEW_TURNS_HEADER, None)
+    statements = [s for line in _user_lines(turns) for s in split_sentences(line)]
+    facts = merge_facts(
+        _sentences(previous),
+        [s for s in statements if is_personal_statement(s)],
+        max_facts=MAX_SUMMARY_FACTS,
+        max_chars=MAX_SUMMARY_CHARS,
+    )
+    return " ".join(facts) or NO_FACTS
+
+
+def asks_for_time(text: str) -> bool:
+    """Whether ``text`` asks for the current time or date."""
+    lowered = normalise(text)
+    if not _TIME_WORDS.search(lowered):
+        return False
+    return lowered.rstrip().endswith("?") or bool(_TIME_REQUEST.search(lowered))
+
+
+def time_answer(tool_output: str) -> str:
+    """The reply once the time tool has answered."""
+    return f"The current time is {tool_output.strip()} (UTC, from the get_current_time tool)."
+
+
+def answer_from_memory(question: str, memory: Memory) -> str | None:
+    """A reply quoting the remembered statement that best matches ``question``, if any."""
+    if not question.strip():
+        return None
+    match = best_match(question, memory.facts)
+    if match is None:
+        return None
+    return f'From what you told me earlier: "{as_sentence(match)}" (offline model, from memory)'
+
+
+def acknowledge(memory: Memory) -> str:
+    """The fallback reply, greeting the user by name in their preferred style."""
+    style = normalise(memory.style or "")
+    greeting = next((word for key, word in _GREETINGS.items() if key in style), "Hello")
+    who = f"{greeting}, {memory.name}!" if memory.name else f"{greeting}!"
+    return (
+        f"{who} I'm the offline model (no LLM is configured), so I can't discuss this in depth. "
+        "I can tell you the time and recall what you've told me before."
+    )

@@ -1,0 +1,122 @@
+"""The prompts both services give the LLM, and the layout the offline model reads back.
+
+The chat instructions carry the user's name, preferred style, summary and the recent turns of
+the session. Recent turns are packed newest-first into a token budget (about four characters
+a token) and rendered oldest-first. Message text is flattened to one line, so a message cannot
+forge a section header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from daca.contracts.models import ConversationEntry, ConversationTurn, UserMetadata
+from daca.llm.tools import CURRENT_TIME_TOOL_NAME
+
+SUMMARY_MARKER = "[daca:summary-task]"
+"""Opens the summary instructions; the offline model recognises the summary task by it."""
+
+NAME_PREFIX = "User's name: "
+STYLE_PREFIX = "Preferred style: "
+SUMMARY_HEADER = "What you remember about the user:"
+RECENT_HEADER = "Recent conversation (oldest first):"
+PREVIOUS_SUMMARY_HEADER = "Previous summary:"
+NEW_TURNS_HEADER = "New turns:"
+USER_LINE = "- user: "
+ASSISTANT_LINE = "- assistant: "
+UNKNOWN = "(unknown)"
+NOTHING_YET = "(nothing yet)"
+
+SUMMARY_INSTRUCTIONS = (
+    f"{SUMMARY_MARKER} You keep a short summary of what is known about one user. "
+    "You get the previous summary and the new conversation turns. Write the updated summary: "
+    "keep every fact of the previous summary that is still true, add what the user said about "
+    "themselves (name, plans, preferences, goals, circumstances), and leave out small talk and "
+    "the assistant's own words. Write at most ten short sentences of plain text, with no "
+    "preamble and no headings."
+)
+
+_ROLE_LINES = {"user": USER_LINE, "assistant": ASSISTANT_LINE}
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count: about four characters a token."""
+    return (len(text) + 3) // 4
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(text.split())
+
+
+def _entry_line(entry: ConversationEntry) -> str:
+    """One history entry as one line of the recent-conversation section."""
+    return f"{_ROLE_LINES[entry.role]}{one_line(entry.content)}"
+
+
+def pack_recent(recent: Sequence[ConversationEntry], token_budget: int) -> list[str]:
+    """The newest entries whose lines fit ``token_budget``, rendered oldest-first."""
+    packed: list[str] = []
+    used = 0
+    for entry in reversed(recent):
+        line = _entry_line(entry)
+        used += estimate_tokens(line)
+        if used > token_budget:
+            break
+        packed.append(line)
+    return packed[::-1]
+
+
+def _style_sentence(style: str | None) -> str:
+    """How to answer, given the user's preferred style."""
+    manner = f"a {one_line(style)}" if style else "a clear, friendly"
+    return f"Respond in {manner} way."
+
+
+def _preamble(style: str | None) -> str:
+    """The role, style and tool guidance that open the chat instructions."""
+    return (
+        "You are a helpful assistant with long-term memory of the user. "
+        f"{_style_sentence(style)} If the user asks for the current time or date, call the "
+        f"{CURRENT_TIME_TOOL_NAME} tool. Use what you remember about the user when it helps, "
+        "and never invent facts about them."
+    )
+
+
+def _section(header: str, lines: Iterable[str]) -> str:
+    """A header followed by its lines (or a placeholder when there are none)."""
+    body = "\n".join(lines) or NOTHING_YET
+    return f"{header}\n{body}"
+
+
+def build_chat_instructions(
+    metadata: UserMetadata, recent: Sequence[ConversationEntry], *, token_budget: int
+) -> str:
+    """The chat agent's instructions: who the user is, what is known, the recent turns."""
+    summary = metadata.user_summary.strip() if metadata.user_summary else ""
+    parts = [
+        _preamble(metadata.preferred_style),
+        f"{NAME_PREFIX}{one_line(metadata.name or '') or UNKNOWN}\n"
+        f"{STYLE_PREFIX}{one_line(metadata.preferred_style or '') or UNKNOWN}",
+        _section(SUMMARY_HEADER, [summary] if summary else []),
+        _section(RECENT_HEADER, pack_recent(recent, token_budget)),
+    ]
+    return "\n\n".join(parts)
+
+
+def _turn_lines(turns: Sequence[ConversationTurn]) -> Iterable[str]:
+    """The lines of the new-turns section, oldest turn first."""
+    for turn in turns:
+        yield f"{USER_LINE}{one_line(turn.user_message)}"
+        yield f"{ASSISTANT_LINE}{one_line(turn.assistant_reply)}"
+
+
+def build_summary_input(previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
+    """The summary task's input: the previous summary and the new turns."""
+    previous = previous_summary.strip() if previous_summary else ""
+    return "\n\n".join(
+        [
+            _section(PREVIOUS_SUMMARY_HEADER, [previous] if previous else []),
+            _section(NEW_TURNS_HEADER, _turn_lines(turns)),
+        ]
+    )

@@ -1,0 +1,84 @@
+"""``LLMSummaryWriter``: rewrites a user's summary from the previous one plus new turns.
+
+The memory service calls it off the chat request path. Every failure (the LLM erroring, the
+client giving up, the time limit, an empty answer) surfaces as ``SummaryError``, so the caller
+has one exception to handle and can keep the previous summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Self
+
+from agents import Agent, AgentsException, Model, RunConfig, Runner
+from openai import OpenAIError
+
+from daca.contracts.models import ConversationTurn
+from daca.llm.factory import ModelChoice, build_model
+from daca.llm.prompts import SUMMARY_INSTRUCTIONS, build_summary_input
+from daca.llm.settings import LLMSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SUMMARY_TIMEOUT = 30.0
+
+
+class SummaryError(Exception):
+    """The summary could not be written (LLM failure, timeout or empty output)."""
+
+
+class LLMSummaryWriter:
+    """Writes summaries with one agent run per call, bounded by ``timeout`` seconds."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        timeout: float = DEFAULT_SUMMARY_TIMEOUT,
+        choice: ModelChoice | None = None,
+    ) -> None:
+        self._agent = Agent(name="SummaryWriter", instructions=SUMMARY_INSTRUCTIONS, model=model)
+        self._timeout = timeout
+        self._choice = choice
+
+    @classmethod
+    def from_settings(
+        cls, settings: LLMSettings, *, timeout: float = DEFAULT_SUMMARY_TIMEOUT
+    ) -> Self:
+        """A writer using the model ``settings`` select (the offline model when none is set)."""
+        choice = build_model(settings)
+        logger.info("Summary writer uses %s", choice.describe())
+        return cls(choice.model, timeout=timeout, choice=choice)
+
+    @classmethod
+    def from_env(cls, *, timeout: float = DEFAULT_SUMMARY_TIMEOUT) -> Self:
+        """A writer configured from the environment and ``.env`` (see ``LLMSettings``)."""
+        return cls.from_settings(LLMSettings(), timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the model's HTTP client, if this writer built one."""
+        if self._choice is not None:
+            await self._choice.aclose()
+
+    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
+        """The updated summary; raises ``SummaryError`` on failure, timeout or empty output."""
+        summary_input = build_summary_input(previous_summary, turns)
+        output = await self._run(summary_input)
+        summary = str(output or "").strip()
+        if not summary:
+            raise SummaryError("the model returned an empty summary")
+        return summary
+
+    async def _run(self, summary_input: str) -> object:
+        """One agent run, its failures mapped to ``SummaryError``."""
+        config = RunConfig(tracing_disabled=True)
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await Runner.run(self._agent, summary_input, run_config=config)
+        except TimeoutError as exc:
+            raise SummaryError(f"summary timed out after {self._timeout} s") from exc
+        except (AgentsException, OpenAIError) as exc:
+            raise SummaryError(f"summary failed: {type(exc).__name__}") from exc
+        return result.final_output

@@ -1,0 +1,111 @@
+"""The memory service app (app-id ``agent-memory-service``, port 8001).
+
+``uvicorn daca.memory.app:create_app --factory --port 8001``. The lifespan owns the Dapr client
+and the summarizer's tasks; nothing is created at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from daca.dapr.client import DaprClient
+from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
+from daca.logsetup import configure_service_logging
+from daca.memory.container import build_services
+from daca.memory.errors import ConcurrencyExhaustedError
+from daca.memory.routes import conversations, deadletters, memories, root
+from daca.memory.settings import MemorySettings
+from daca.memory.summarizer import SummaryWriter
+
+logger = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: MemorySettings | None = None,
+    *,
+    summary_writer: SummaryWriter | None = None,
+    dapr_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the memory service; ``settings`` default to the environment."""
+    configure_service_logging()
+    settings = settings or MemorySettings()
+    app = FastAPI(
+        title="DACA Agent Memory Service",
+        description="User metadata, conversation history and summaries on Dapr",
+        version="0.1.0",
+        lifespan=_lifespan(settings, summary_writer, dapr_transport),
+    )
+    for module in (root, memories, conversations, deadletters):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+    return app
+
+
+def _lifespan(
+    settings: MemorySettings,
+    summary_writer: SummaryWriter | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Lifespan:
+    """The lifespan: the Dapr client, the summary writer and the summarizer's tasks."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            client = DaprClient.from_settings(
+                settings, timeout=settings.dapr_timeout_seconds, transport=transport
+            )
+            stack.push_async_callback(client.aclose)
+            writer = summary_writer or await _default_writer(stack)
+            services = build_services(settings, client, writer)
+            stack.push_async_callback(services.summarizer.aclose)
+            app.state.services = services
+            logger.info("memory service %s using sidecar %s", settings.app_id, settings.base_url)
+            yield
+
+    return lifespan
+
+
+async def _default_writer(stack: AsyncExitStack) -> SummaryWriter:
+    """The LLM summary writer configured from the environment (imported only when needed)."""
+    from daca.llm.summary import LLMSummaryWriter
+
+    writer = LLMSummaryWriter.from_env()
+    stack.push_async_callback(writer.aclose)
+    return writer
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Render sidecar and concurrency failures as 503/502 with a clear message."""
+    app.add_exception_handler(SidecarUnavailableError, _sidecar_unavailable)
+    app.add_exception_handler(ConcurrencyExhaustedError, _busy)
+    app.add_exception_handler(DaprAPIError, _dapr_error)
+
+
+async def _sidecar_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503: the Dapr sidecar (and so the state store) cannot be reached."""
+    logger.warning("%s %s: Dapr sidecar unavailable", request.method, request.url.path)
+    detail = "Dapr sidecar unavailable: the memory store cannot be reached; try again later"
+    return JSONResponse({"detail": detail}, status_code=503)
+
+
+async def _busy(request: Request, exc: Exception) -> JSONResponse:
+    """503: concurrent updates kept conflicting."""
+    return JSONResponse({"detail": "too many concurrent updates; try again"}, status_code=503)
+
+
+async def _dapr_error(request: Request, exc: Exception) -> JSONResponse:
+    """502: the sidecar answered with an error."""
+    assert isinstance(exc, DaprAPIError)
+    logger.error(
+        "%s %s: Dapr error %s %s", request.method, request.url.path, exc.status, exc.error_code
+    )
+    detail = f"Dapr sidecar error {exc.status} {exc.error_code or ''}".strip()
+    return JSONResponse({"detail": detail, "errorCode": exc.error_code}, status_code=502)

@@ -1,0 +1,52 @@
+"""The memory service's long-lived objects, built once per app lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daca.dapr.client import DaprClient
+from daca.memory.deadletters import DeadLetterStore
+from daca.memory.events import EventHandler
+from daca.memory.history import HistoryStore
+from daca.memory.metrics import Counters
+from daca.memory.settings import MemorySettings
+from daca.memory.summaries import SummaryStore
+from daca.memory.summarizer import Summarizer, SummaryWriter
+from daca.memory.users import UserStore
+
+
+@dataclass(frozen=True)
+class MemoryServices:
+    """Everything the routes reach through dependencies."""
+
+    settings: MemorySettings
+    client: DaprClient
+    counters: Counters
+    history: HistoryStore
+    users: UserStore
+    summarizer: Summarizer
+    dead_letters: DeadLetterStore
+    events: EventHandler
+
+    def metrics(self) -> dict[str, int]:
+        """The counters plus the number of users with a summary pending."""
+        return self.counters.snapshot() | {"pending_users": self.summarizer.pending_users}
+
+
+def build_services(
+    settings: MemorySettings, client: DaprClient, writer: SummaryWriter
+) -> MemoryServices:
+    """Wire the stores, the summarizer and the event handler around one Dapr client."""
+    counters = Counters()
+    history, users = HistoryStore(client, settings), UserStore(client, settings)
+    summarizer = Summarizer(SummaryStore(client, settings), writer, settings, counters)
+    return MemoryServices(
+        settings=settings,
+        client=client,
+        counters=counters,
+        history=history,
+        users=users,
+        summarizer=summarizer,
+        dead_letters=DeadLetterStore(client, settings),
+        events=EventHandler(history, users, summarizer, counters),
+    )

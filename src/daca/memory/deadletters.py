@@ -1,0 +1,53 @@
+"""Dead letters: the CloudEvents the sidecar gave up on, kept for inspection.
+
+One ``deadletters`` record holds the most recent ``dead_letter_limit`` events, oldest first;
+each append is ETag-guarded and retried on conflict, and an event already kept (same
+CloudEvent id) is not stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from daca.dapr.client import DaprClient
+from daca.memory.keys import DEAD_LETTERS_KEY
+from daca.memory.records import DeadLetters
+from daca.memory.retry import retry_on_conflict
+from daca.memory.settings import MemorySettings
+from daca.memory.statekit import guarded_write, parse
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterStore:
+    """Appends to and lists the bounded dead-letter record."""
+
+    def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
+        self._client = client
+        self._store = settings.state_store
+        self._limit = settings.dead_letter_limit
+        self._attempts = settings.append_max_attempts
+
+    async def add(self, event: dict[str, Any]) -> bool:
+        """Keep ``event``; ``False`` if an event with the same id is already kept."""
+        return await retry_on_conflict(
+            lambda: self._add_once(event), attempts=self._attempts, what="store dead letter"
+        )
+
+    async def list(self) -> list[dict[str, Any]]:
+        """The kept events, oldest first."""
+        entry = await self._client.get_state(self._store, DEAD_LETTERS_KEY)
+        record = parse(DeadLetters, entry) or DeadLetters()
+        return record.events
+
+    async def _add_once(self, event: dict[str, Any]) -> bool:
+        """One guarded attempt of ``add``."""
+        entry = await self._client.get_state(self._store, DEAD_LETTERS_KEY)
+        record = parse(DeadLetters, entry) or DeadLetters()
+        if event.get("id") is not None and any(e.get("id") == event["id"] for e in record.events):
+            return False
+        kept = DeadLetters(events=[*record.events, event][-self._limit :])
+        await self._client.save_state(self._store, [guarded_write(DEAD_LETTERS_KEY, kept, entry)])
+        logger.warning("stored dead letter %s (topic %s)", event.get("id"), event.get("topic"))
+        return True

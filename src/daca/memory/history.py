@@ -1,0 +1,200 @@
+"""Session history: a small head, fixed-size pages and one idempotency marker per turn.
+
+Appending a turn reads a bounded set of keys (head, marker, pending record, the tail page) and
+writes them in ONE state transaction, so its cost does not grow with the history:
+
+1. ``turn:{sid}:{turn_id}``    the marker, first-write (or its ETag when a stale one exists);
+2. ``session:{sid}:page:{n}``  the tail page, with its ETag (first-write when new);
+3. ``pending:{user_id}``       the user's pending turns for the summarizer, with its ETag;
+4. ``session:{sid}``           the head, with its ETag (first-write when new), written last.
+
+The head's ``entry_count`` is the single source of truth: readers ignore page entries beyond
+it, and a marker counts only if the entry it points at (within ``entry_count``) carries its
+turn id. Any ETag conflict fails the transaction (``ERR_STATE_TRANSACTION``) and the append is
+retried from a fresh read.
+
+Why this stays safe where a transaction is not atomic (daprd on Redis runs the operations as
+Lua scripts inside MULTI/EXEC, isolated but without rollback): a failed transaction may leave
+some of its writes applied, but never a head update without its own page, because the head
+ETag only matches when nobody else appended since our read. What can be left behind:
+
+* a page with entries past ``entry_count``: invisible to readers, and overwritten by the next
+  append. The next writer truncates such a tail only after re-reading the head and finding it
+  unchanged, so a concurrent append that committed between our two reads is never overwritten
+  (the page ETag covers the window after the page read);
+* a marker whose turn is not in the history: not trusted (see above), so the redelivery
+  appends the turn and replaces the stale marker with its ETag;
+* a pending-turn record that already holds the turn: the turn is kept once per
+  (session, turn id), so a retry does not duplicate it. If the event later dead-letters, the
+  summary may mention a turn that history lacks; no stored turn is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from daca.contracts.models import ConversationEntry, ConversationHistory, ConversationTurn
+from daca.dapr.client import DaprClient
+from daca.dapr.models import StateEntry, StateOperation
+from daca.memory import keys
+from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
+from daca.memory.retry import ConflictError, retry_on_conflict
+from daca.memory.settings import MemorySettings
+from daca.memory.statekit import guarded_upsert, parse
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What one append attempt read, with the ETags its writes are guarded by."""
+
+    head_entry: StateEntry | None
+    head: SessionHead
+    page_entry: StateEntry | None
+    page: HistoryPage
+    marker_entry: StateEntry | None
+    pending_entry: StateEntry | None
+
+
+class HistoryStore:
+    """Appends turns to, and reads, paged session histories."""
+
+    def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
+        self._client = client
+        self._store = settings.state_store
+        self._page_size = settings.page_size
+        self._attempts = settings.append_max_attempts
+
+    async def append(self, user_id: str, turn: ConversationTurn) -> bool:
+        """Append ``turn`` once; ``False`` when it was already stored (a redelivery)."""
+        return await retry_on_conflict(
+            lambda: self._append_once(user_id, turn),
+            attempts=self._attempts,
+            what=f"append {turn.session_id}/{turn.turn_id}",
+        )
+
+    async def read(self, session_id: str, limit: int | None = None) -> ConversationHistory:
+        """The whole history, or its most recent ``limit`` entries."""
+        head = parse(
+            SessionHead, await self._client.get_state(self._store, keys.head_key(session_id))
+        )
+        if head is None:
+            return ConversationHistory(session_id=session_id)
+        start = 0 if limit is None else max(0, head.entry_count - limit)
+        entries = await self._entries(head, start)
+        return ConversationHistory(
+            session_id=session_id, history=entries, total_entries=head.entry_count
+        )
+
+    async def _entries(self, head: SessionHead, start: int) -> list[ConversationEntry]:
+        """Entries ``start .. entry_count`` of the history, from one bulk read of their pages."""
+        if start >= head.entry_count:
+            return []
+        numbers = range(head.page_of(start), head.page_of(head.entry_count - 1) + 1)
+        page_keys = [keys.page_key(head.session_id, n) for n in numbers]
+        read = await self._client.bulk_get_state(self._store, page_keys)
+        entries: list[ConversationEntry] = []
+        for number, entry in zip(numbers, read, strict=True):
+            entries.extend(self._visible(head, number, parse(HistoryPage, entry)))
+        return entries[start - numbers[0] * head.page_size :]
+
+    @staticmethod
+    def _visible(
+        head: SessionHead, number: int, page: HistoryPage | None
+    ) -> list[ConversationEntry]:
+        """The entries of page ``number`` that the head accounts for."""
+        if page is None:
+            logger.warning("history page %d of session %s is missing", number, head.session_id)
+            return []
+        return page.entries[: head.entry_count - number * head.page_size]
+
+    async def _append_once(self, user_id: str, turn: ConversationTurn) -> bool:
+        """One optimistic attempt: read, check for a duplicate, write one transaction."""
+        snapshot = await self._snapshot(user_id, turn)
+        if await self._already_stored(turn, snapshot):
+            return False
+        await self._check_stale_tail(snapshot)
+        operations = self._operations(user_id, turn, snapshot)
+        await self._client.transact_state(self._store, operations)
+        return True
+
+    async def _snapshot(self, user_id: str, turn: ConversationTurn) -> _Snapshot:
+        """Read head, marker and pending record in one bulk call, then the tail page."""
+        sid = turn.session_id
+        wanted = [keys.head_key(sid), keys.marker_key(sid, turn.turn_id), keys.pending_key(user_id)]
+        head_entry, marker_entry, pending_entry = await self._client.bulk_get_state(
+            self._store, wanted
+        )
+        head = parse(SessionHead, head_entry) or SessionHead(
+            session_id=sid, page_size=self._page_size
+        )
+        page_entry = await self._client.get_state(self._store, keys.page_key(sid, head.tail_page))
+        page = parse(HistoryPage, page_entry) or HistoryPage()
+        return _Snapshot(head_entry, head, page_entry, page, marker_entry, pending_entry)
+
+    async def _already_stored(self, turn: ConversationTurn, snapshot: _Snapshot) -> bool:
+        """Whether the marker exists and the entry it points at really holds this turn."""
+        marker = parse(TurnMarker, snapshot.marker_entry)
+        head = snapshot.head
+        if marker is None or marker.index >= head.entry_count:
+            return False
+        page = snapshot.page
+        if head.page_of(marker.index) != head.tail_page:
+            key = keys.page_key(turn.session_id, head.page_of(marker.index))
+            page = (
+                parse(HistoryPage, await self._client.get_state(self._store, key)) or HistoryPage()
+            )
+        slot = (marker.index % head.page_size) // 2
+        return slot < len(page.turn_ids) and page.turn_ids[slot] == turn.turn_id
+
+    async def _check_stale_tail(self, snapshot: _Snapshot) -> None:
+        """Refuse to truncate a page tail that a concurrent append may just have committed."""
+        if len(snapshot.page.entries) <= self._offset(snapshot.head):
+            return
+        fresh = await self._client.get_state(self._store, keys.head_key(snapshot.head.session_id))
+        before = snapshot.head_entry.etag if snapshot.head_entry else None
+        if (fresh.etag if fresh else None) != before:
+            raise ConflictError("the session head moved while reading its tail page")
+
+    @staticmethod
+    def _offset(head: SessionHead) -> int:
+        """How many entries of the tail page the head accounts for."""
+        return head.entry_count - head.tail_page * head.page_size
+
+    def _operations(
+        self, user_id: str, turn: ConversationTurn, snapshot: _Snapshot
+    ) -> list[StateOperation]:
+        """The transaction of one append, the head last."""
+        head, sid = snapshot.head, turn.session_id
+        marker = TurnMarker(user_id=user_id, index=head.entry_count)
+        pending = (parse(PendingTurns, snapshot.pending_entry) or PendingTurns()).with_turn(turn)
+        new_head = head.model_copy(
+            update={"entry_count": head.entry_count + 2, "updated_at": turn.timestamp}
+        )
+        return [
+            guarded_upsert(keys.marker_key(sid, turn.turn_id), marker, snapshot.marker_entry),
+            guarded_upsert(
+                keys.page_key(sid, head.tail_page), _next_page(snapshot, turn), snapshot.page_entry
+            ),
+            guarded_upsert(keys.pending_key(user_id), pending, snapshot.pending_entry),
+            guarded_upsert(keys.head_key(sid), new_head, snapshot.head_entry),
+        ]
+
+
+def _next_page(snapshot: _Snapshot, turn: ConversationTurn) -> HistoryPage:
+    """The tail page with ``turn`` appended after the entries the head accounts for."""
+    offset = snapshot.head.entry_count - snapshot.head.tail_page * snapshot.head.page_size
+    return HistoryPage(
+        entries=[*snapshot.page.entries[:offset], *_entries_of(turn)],
+        turn_ids=[*snapshot.page.turn_ids[: offset // 2], turn.turn_id],
+    )
+
+
+def _entries_of(turn: ConversationTurn) -> list[ConversationEntry]:
+    """The user and assistant entries of a turn."""
+    return [
+        ConversationEntry(role="user", content=turn.user_message, timestamp=turn.timestamp),
+        ConversationEntry(role="assistant", content=turn.assistant_reply, timestamp=turn.timestamp),
+    ]

@@ -1,0 +1,68 @@
+"""The records the memory service keeps in the state store (see ``daca.memory.keys``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from daca.contracts.models import ConversationEntry, ConversationTurn, Identifier
+
+
+class SessionHead(BaseModel):
+    """A session's head: how many entries its history holds, in pages of ``page_size``."""
+
+    session_id: Identifier
+    entry_count: int = Field(default=0, ge=0)
+    page_size: int = Field(ge=2)
+    updated_at: str | None = None
+
+    def page_of(self, index: int) -> int:
+        """The page number that holds entry ``index``."""
+        return index // self.page_size
+
+    @property
+    def tail_page(self) -> int:
+        """The page the next entry goes to."""
+        return self.page_of(self.entry_count)
+
+
+class HistoryPage(BaseModel):
+    """Up to ``page_size`` entries; ``turn_ids[k]`` is the turn of entries ``2k`` and ``2k+1``."""
+
+    entries: list[ConversationEntry] = Field(default_factory=list)
+    turn_ids: list[str] = Field(default_factory=list)
+
+
+class TurnMarker(BaseModel):
+    """Records that a turn was appended, and at which entry index."""
+
+    user_id: Identifier
+    index: int = Field(ge=0)
+
+
+class PendingTurns(BaseModel):
+    """A user's turns that are stored in history but not yet covered by the summary."""
+
+    turns: list[ConversationTurn] = Field(default_factory=list)
+
+    def with_turn(self, turn: ConversationTurn) -> PendingTurns:
+        """A copy with ``turn`` added once (a turn already present is not repeated)."""
+        others = [t for t in self.turns if (t.session_id, t.turn_id) != _ident(turn)]
+        return PendingTurns(turns=[*others, turn])
+
+    def without(self, covered: list[ConversationTurn]) -> PendingTurns:
+        """A copy without the ``covered`` turns."""
+        done = {_ident(turn) for turn in covered}
+        return PendingTurns(turns=[t for t in self.turns if _ident(t) not in done])
+
+
+class DeadLetters(BaseModel):
+    """The most recent dead-lettered CloudEvents, oldest first."""
+
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _ident(turn: ConversationTurn) -> tuple[str, str]:
+    """The identity of a turn across sessions."""
+    return turn.session_id, turn.turn_id

@@ -1,0 +1,43 @@
+"""Optimistic-concurrency retry: re-run a read-modify-write until its ETags hold."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from daca.dapr.errors import ETagMismatchError, StateTransactionError
+from daca.memory.errors import ConcurrencyExhaustedError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_BASE_DELAY = 0.002
+_MAX_DELAY = 0.05
+
+
+class ConflictError(Exception):
+    """Raised by an attempt that saw a concurrent change before writing anything."""
+
+
+async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: int, what: str) -> T:
+    """Run ``attempt`` until it succeeds, retrying ETag conflicts with jittered backoff.
+
+    ``StateTransactionError`` counts as a conflict: daprd reports a transaction's ETag mismatch
+    as a 500 ``ERR_STATE_TRANSACTION``. Other errors propagate at once.
+    """
+    for number in range(1, attempts + 1):
+        try:
+            return await attempt()
+        except (ETagMismatchError, StateTransactionError, ConflictError) as exc:
+            logger.debug("%s: conflict on attempt %d (%s)", what, number, type(exc).__name__)
+            await asyncio.sleep(_backoff(number))
+    raise ConcurrencyExhaustedError(f"{what}: still conflicting after {attempts} attempts")
+
+
+def _backoff(number: int) -> float:
+    """A jittered, capped exponential delay before attempt ``number + 1``."""
+    return random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2**number))

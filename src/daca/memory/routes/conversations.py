@@ -1,0 +1,33 @@
+"""``/conversations``: session histories and the ``conversations`` topic subscriber."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from daca.contracts.models import ConversationHistory, Identifier
+from daca.memory.deps import AppToken, Envelope, Services
+from daca.memory.events import TopicResponse
+
+router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[AppToken])
+
+SessionId = Annotated[
+    Identifier, Path(description="1..128 characters, no '||', no control characters")
+]
+
+
+@router.get("/{session_id}", response_model=ConversationHistory)
+async def get_conversation(
+    session_id: SessionId,
+    services: Services,
+    limit: Annotated[int | None, Query(ge=0, description="only the most recent N entries")] = None,
+) -> ConversationHistory:
+    """The session's history, or its most recent ``limit`` entries."""
+    return await services.history.read(session_id, limit)
+
+
+@router.post("", response_model=TopicResponse)
+async def handle_conversation_event(envelope: Envelope, services: Services) -> TopicResponse:
+    """Dapr delivers ``conversations`` events here; always HTTP 200 with a Dapr status."""
+    return TopicResponse(status=await services.events.handle(envelope))

@@ -1,0 +1,34 @@
+"""``/memories/{user_id}``: what the service knows about a user."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from daca.contracts.models import Identifier, UserMetadata
+from daca.memory.deps import AppToken, Services
+
+router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
+
+UserId = Annotated[
+    Identifier, Path(description="1..128 characters, no '||', no control characters")
+]
+
+
+@router.get("/{user_id}", response_model=UserMetadata)
+async def get_memories(user_id: UserId, services: Services) -> UserMetadata:
+    """The user's metadata; an unknown user gets defaults. Pending turns get summarised."""
+    metadata, has_pending = await services.users.get(user_id)
+    if has_pending:
+        services.summarizer.ensure_scheduled(user_id)
+    return metadata
+
+
+@router.post("/{user_id}/initialize")
+async def initialize_memories(
+    user_id: UserId, metadata: UserMetadata, services: Services
+) -> dict[str, Any]:
+    """Set the user's profile fields (summary bookkeeping is kept)."""
+    stored = await services.users.initialize(user_id, metadata)
+    return {"status": "success", "user_id": user_id, "metadata": stored.model_dump(mode="json")}

@@ -1,0 +1,49 @@
+"""Settings of the memory service (pydantic-settings, built by the app factory)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from daca.dapr.settings import DaprSettings
+
+
+class MemorySettings(DaprSettings):
+    """Component names, history paging, summary timing and the Dapr connection.
+
+    The Dapr variables (``DAPR_HTTP_ENDPOINT``, ``DAPR_HTTP_PORT``, ``DAPR_API_TOKEN``,
+    ``APP_API_TOKEN``) are inherited from ``DaprSettings``.
+    """
+
+    app_id: str = Field(default="agent-memory-service", validation_alias="APP_ID")
+    state_store: str = Field(default="statestore", validation_alias="STATE_STORE")
+    pubsub_name: str = Field(default="pubsub", validation_alias="PUBSUB_NAME")
+    page_size: int = Field(default=50, ge=2, le=1000, validation_alias="MEMORY_PAGE_SIZE")
+    append_max_attempts: int = Field(
+        default=50, ge=1, validation_alias="MEMORY_APPEND_MAX_ATTEMPTS"
+    )
+    dead_letter_limit: int = Field(default=1000, ge=1, validation_alias="MEMORY_DEAD_LETTER_LIMIT")
+    dapr_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="DAPR_TIMEOUT_SECONDS")
+    summary_debounce_seconds: float = Field(
+        default=1.0, ge=0, validation_alias="SUMMARY_DEBOUNCE_SECONDS"
+    )
+    summary_max_delay_seconds: float = Field(
+        default=5.0, ge=0, validation_alias="SUMMARY_MAX_DELAY_SECONDS"
+    )
+    summary_timeout_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="SUMMARY_TIMEOUT_SECONDS"
+    )
+    summary_retry_base_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="SUMMARY_RETRY_BASE_SECONDS"
+    )
+    summary_retry_max_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="SUMMARY_RETRY_MAX_SECONDS"
+    )
+    summary_max_batch: int = Field(default=100, ge=1, validation_alias="SUMMARY_MAX_BATCH")
+
+    @field_validator("page_size")
+    @classmethod
+    def _even_page_size(cls, value: int) -> int:
+        """A turn is two entries; an even page size means a turn never spans two pages."""
+        if value % 2:
+            raise ValueError("page_size must be even")
+        return value

@@ -1,0 +1,88 @@
+"""Reading the turns a summary must cover, and writing a summary back.
+
+The write-back is one transaction guarded by ETags: the user record (new ``user_summary`` and
+bookkeeping) first, then the pending record without exactly the covered turns. Turns that
+arrived while the summary was being written stay pending. Where a transaction is not atomic
+(daprd on Redis), a failure can leave the summary written but the turns still pending; they
+are then summarised once more, which costs an LLM call but loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from daca.contracts.models import ConversationTurn, UserMetadata, utc_now_iso
+from daca.dapr.client import DaprClient
+from daca.memory import keys
+from daca.memory.records import PendingTurns
+from daca.memory.retry import retry_on_conflict
+from daca.memory.settings import MemorySettings
+from daca.memory.statekit import guarded_upsert, parse
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SummaryInput:
+    """The previous summary and the oldest pending turns (at most one batch)."""
+
+    previous_summary: str | None
+    turns: list[ConversationTurn]
+
+
+class SummaryStore:
+    """State access for the summarizer: ``user:{id}`` and ``pending:{id}``."""
+
+    def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
+        self._client = client
+        self._store = settings.state_store
+        self._attempts = settings.append_max_attempts
+        self._batch = settings.summary_max_batch
+
+    async def load(self, user_id: str) -> SummaryInput:
+        """What the next summary call needs."""
+        wanted = [keys.user_key(user_id), keys.pending_key(user_id)]
+        user_entry, pending_entry = await self._client.bulk_get_state(self._store, wanted)
+        user = parse(UserMetadata, user_entry)
+        pending = parse(PendingTurns, pending_entry) or PendingTurns()
+        previous = user.user_summary if user is not None else None
+        return SummaryInput(previous, pending.turns[: self._batch])
+
+    async def commit(self, user_id: str, summary: str, covered: list[ConversationTurn]) -> bool:
+        """Store ``summary`` and drop the ``covered`` turns; ``True`` if turns remain pending."""
+        return await retry_on_conflict(
+            lambda: self._commit_once(user_id, summary, covered),
+            attempts=self._attempts,
+            what=f"store summary of user {user_id}",
+        )
+
+    async def _commit_once(
+        self, user_id: str, summary: str, covered: list[ConversationTurn]
+    ) -> bool:
+        """One guarded attempt of ``commit``."""
+        user_key, pending_key = keys.user_key(user_id), keys.pending_key(user_id)
+        user_entry, pending_entry = await self._client.bulk_get_state(
+            self._store, [user_key, pending_key]
+        )
+        user = _summarised(parse(UserMetadata, user_entry) or UserMetadata(), summary, covered)
+        pending = (parse(PendingTurns, pending_entry) or PendingTurns()).without(covered)
+        operations = [
+            guarded_upsert(user_key, user, user_entry),
+            guarded_upsert(pending_key, pending, pending_entry),
+        ]
+        await self._client.transact_state(self._store, operations)
+        logger.info("stored summary of user %s covering %d turns", user_id, len(covered))
+        return bool(pending.turns)
+
+
+def _summarised(user: UserMetadata, summary: str, covered: list[ConversationTurn]) -> UserMetadata:
+    """``user`` with the new summary and its bookkeeping."""
+    return user.model_copy(
+        update={
+            "user_summary": summary,
+            "summary_turn_count": user.summary_turn_count + len(covered),
+            "summary_last_turn_id": covered[-1].turn_id if covered else user.summary_last_turn_id,
+            "summary_updated_at": utc_now_iso(),
+        }
+    )

@@ -1,0 +1,161 @@
+"""The summary coalescer: one summary call per user per burst of turns, off the request path.
+
+After a turn is stored the user is marked dirty. Per user, a task waits for a quiet period
+(``summary_debounce_seconds`` since the last turn) but never longer than
+``summary_max_delay_seconds`` since the first pending turn, then makes ONE call to the
+``SummaryWriter`` with the previous summary and all pending turns (any session), and writes
+the result back (``daca.memory.summaries``). One task per user means at most one summary in
+flight per user. A failing or slow writer leaves the turns pending; the task retries with
+capped exponential backoff. History is stored before a turn is pending, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from daca.contracts.models import ConversationTurn
+from daca.memory.metrics import Counters
+from daca.memory.settings import MemorySettings
+from daca.memory.summaries import SummaryStore
+
+logger = logging.getLogger(__name__)
+
+
+class SummaryWriter(Protocol):
+    """Writes a user's new summary from the previous one and the new turns."""
+
+    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
+        """The new summary."""
+        ...
+
+
+@dataclass
+class _Schedule:
+    """When a user's next summary is due."""
+
+    first_at: float | None
+    last_at: float
+    not_before: float = 0.0
+    failures: int = 0
+
+
+class Summarizer:
+    """Coalesces turns per user into debounced, bounded-delay summary calls."""
+
+    def __init__(
+        self,
+        store: SummaryStore,
+        writer: SummaryWriter,
+        settings: MemorySettings,
+        counters: Counters,
+    ) -> None:
+        self._store = store
+        self._writer = writer
+        self._settings = settings
+        self._counters = counters
+        self._schedules: dict[str, _Schedule] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def pending_users(self) -> int:
+        """How many users have a summary scheduled or in flight."""
+        return len(self._schedules)
+
+    def mark_dirty(self, user_id: str) -> None:
+        """Record a new pending turn of ``user_id`` and make sure a summary will follow."""
+        now = _now()
+        schedule = self._schedules.get(user_id)
+        if schedule is None and self._closed:
+            return
+        if schedule is None:
+            self._schedules[user_id] = _Schedule(first_at=now, last_at=now)
+            self._spawn(user_id)
+            return
+        schedule.first_at = now if schedule.first_at is None else schedule.first_at
+        schedule.last_at = now
+
+    def ensure_scheduled(self, user_id: str) -> None:
+        """Schedule a summary unless one is already scheduled (e.g. pending after a restart)."""
+        if user_id not in self._schedules:
+            self.mark_dirty(user_id)
+
+    async def aclose(self) -> None:
+        """Cancel the scheduled summaries (pending turns stay stored for the next start)."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, user_id: str) -> None:
+        """Start the task that summarises ``user_id``."""
+        task = asyncio.create_task(self._run(user_id), name=f"summary:{user_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, user_id: str) -> None:
+        """Summarise ``user_id`` until no turn is left pending."""
+        schedule = self._schedules[user_id]
+        try:
+            while schedule.first_at is not None and not self._closed:
+                await self._wait_until_due(schedule)
+                schedule.first_at = None
+                await self._round(user_id, schedule)
+        finally:
+            del self._schedules[user_id]
+
+    async def _round(self, user_id: str, schedule: _Schedule) -> None:
+        """One summary attempt; reschedule after a failure or when turns remain."""
+        remaining = await self._summarize(user_id)
+        if remaining is None:
+            schedule.failures += 1
+            schedule.not_before = _now() + self._backoff(schedule.failures)
+        else:
+            schedule.failures = 0
+        if remaining is not False and schedule.first_at is None:
+            schedule.first_at = schedule.last_at = _now()
+
+    async def _summarize(self, user_id: str) -> bool | None:
+        """Write one summary: whether turns remain pending, or ``None`` on failure."""
+        try:
+            batch = await self._store.load(user_id)
+            if not batch.turns:
+                return False
+            self._counters.summary_calls += 1
+            async with asyncio.timeout(self._settings.summary_timeout_seconds):
+                summary = await self._writer.write(batch.previous_summary, batch.turns)
+            return await self._store.commit(user_id, summary, batch.turns)
+        except Exception as exc:  # any writer or store failure keeps the turns pending
+            self._counters.summary_failures += 1
+            logger.warning(
+                "summary of user %s failed: %s", user_id, type(exc).__name__, exc_info=True
+            )
+            return None
+
+    async def _wait_until_due(self, schedule: _Schedule) -> None:
+        """Sleep until the quiet period is over, the max delay is reached, and no backoff holds."""
+        delay = self._due(schedule) - _now()
+        while delay > 0:
+            await asyncio.sleep(delay)
+            delay = self._due(schedule) - _now()
+
+    def _due(self, schedule: _Schedule) -> float:
+        """The loop time at which the next summary of ``schedule`` may run."""
+        first = schedule.first_at if schedule.first_at is not None else schedule.last_at
+        quiet = schedule.last_at + self._settings.summary_debounce_seconds
+        latest = first + self._settings.summary_max_delay_seconds
+        return max(schedule.not_before, min(quiet, latest))
+
+    def _backoff(self, failures: int) -> float:
+        """The delay before retry number ``failures``."""
+        base = self._settings.summary_retry_base_seconds
+        return float(min(self._settings.summary_retry_max_seconds, base * 2 ** (failures - 1)))
+
+
+def _now() -> float:
+    """The running loop's clock."""
+    return asyncio.get_running_loop().time()

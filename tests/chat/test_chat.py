@@ -1,0 +1,95 @@
+"""``POST /chat/``: answers, personalisation, memory failures and the published turn."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.chat.conftest import ClientFactory
+from tests.chat.fake_sidecar import FakeSidecar, MemoryMode
+
+HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+TS = "2025-01-01T10:00:00+00:00"
+
+
+def say(client: TestClient, text: str, session_id: str | None = None, **extra: Any) -> Any:
+    metadata = {"session_id": session_id} if session_id else None
+    body = {"user_id": "ana", "text": text, "metadata": metadata, "tags": [], **extra}
+    return client.post("/chat/", json=body)
+
+
+def test_root_and_healthz(client: TestClient) -> None:
+    assert "Welcome" in client.get("/").json()["message"]
+    health = client.get("/healthz").json()
+    assert health["model"] == "provider=injected model=OfflineModel"
+    assert health["publisher"] == {"pending": 0, "published": 0, "retried": 0, "failed": 0,
+                                   "dropped": 0}  # fmt: skip
+
+
+def test_a_turn_is_answered_and_published_once(client: TestClient, sidecar: FakeSidecar) -> None:
+    response = say(client, "Hello there")
+    assert response.status_code == 200
+    body = response.json()
+    session_id = body["metadata"]["session_id"]
+    assert HEX_ID.match(session_id)
+    [published] = sidecar.wait_for_published(1)
+    assert (published.pubsub, published.topic) == ("pubsub", "conversations")
+    event = published.data
+    assert event["event_type"] == "ConversationUpdated"
+    assert HEX_ID.match(event["turn_id"])
+    assert (event["user_id"], event["session_id"]) == ("ana", session_id)
+    assert (event["user_message"], event["assistant_reply"]) == ("Hello there", body["reply"])
+    assert client.get("/healthz").json()["publisher"]["published"] == 1
+
+
+def test_the_session_id_is_kept_and_history_is_read_with_the_limit(
+    make_client: ClientFactory, sidecar: FakeSidecar
+) -> None:
+    client = make_client(history_limit=7)
+    response = say(client, "Hi again", session_id="s-42")
+    assert response.json()["metadata"]["session_id"] == "s-42"
+    paths = {(r.url.path, r.url.params.get("limit")) for r in sidecar.invocations}
+    assert ("/v1.0/invoke/agent-memory-service/method/conversations/s-42", "7") in paths
+    assert ("/v1.0/invoke/agent-memory-service/method/memories/ana", None) in paths
+    assert sidecar.wait_for_published(1)[0].data["session_id"] == "s-42"
+
+
+def test_the_reply_uses_name_and_style(client: TestClient, sidecar: FakeSidecar) -> None:
+    sidecar.users["ana"] = {"name": "Ana", "preferred_style": "casual", "user_summary": None}
+    assert say(client, "Tell me a story").json()["reply"].startswith("Hey, Ana!")
+
+
+def test_the_reply_uses_the_session_history(client: TestClient, sidecar: FakeSidecar) -> None:
+    sidecar.histories["s1"] = [
+        {"role": "user", "content": "I'm planning to go to SF tomorrow.", "timestamp": TS},
+        {"role": "assistant", "content": "Sounds fun!", "timestamp": TS},
+    ]
+    reply = say(client, "Where was I planning to go tomorrow?", session_id="s1").json()["reply"]
+    assert "SF" in reply
+
+
+def test_the_reply_uses_the_user_summary(client: TestClient, sidecar: FakeSidecar) -> None:
+    sidecar.users["ana"] = {"user_summary": "My favourite city is Lisbon."}
+    assert "Lisbon" in say(client, "What is my favourite city?").json()["reply"]
+
+
+def test_memory_reads_run_concurrently(client: TestClient, sidecar: FakeSidecar) -> None:
+    sidecar.require_concurrent_reads = True
+    sidecar.users["ana"] = {"name": "Ana", "preferred_style": "formal"}
+    assert say(client, "Good morning").json()["reply"].startswith("Good day, Ana!")
+
+
+@pytest.mark.parametrize("mode", ["down", "error", "hang", "unreachable", "garbage"])
+def test_without_the_memory_service_the_user_is_treated_as_new(
+    client: TestClient, sidecar: FakeSidecar, mode: MemoryMode, caplog: pytest.LogCaptureFixture
+) -> None:
+    sidecar.users["ana"] = {"name": "Ana"}
+    sidecar.memory_mode = mode
+    response = say(client, "Hello")
+    assert response.status_code == 200
+    assert response.json()["reply"].startswith("Hello!")
+    assert "Memory metadata for ana unavailable" in caplog.text
+    assert len(sidecar.wait_for_published(1)) == 1

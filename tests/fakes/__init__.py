@@ -1,0 +1,1 @@
+"""Fakes at the test boundaries (a fake OpenAI-compatible server, ...)."""

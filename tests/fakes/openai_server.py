@@ -1,0 +1,179 @@
+"""A small fake OpenAI-compatible server for tests: ``POST /v1/chat/completions``.
+
+It runs a Starlette app under uvicorn on a free loopback port in a background thread, so the
+real ``openai`` client (its HTTP stack, retries and timeouts) and the Agents SDK's
+``OpenAIChatCompletionsModel`` are exercised over HTTP. Replies are scripted in order; when
+the script is empty the default reply is used. Every request is recorded.
+
+    with FakeOpenAIServer() as llm:
+        llm.enqueue(tool_call_reply("get_current_time"), answer_with_tool_output)
+        settings = LLMSettings(_env_file=None, llm_base_url=llm.base_url, llm_model="fake")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+_STARTUP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """One scripted answer: a status and JSON body, or a hang until the server stops."""
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the server received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def system_prompt(self) -> str:
+        """The text of the system message (the agent's instructions), or ''."""
+        return next((m["content"] for m in self.messages if m.get("role") == "system"), "")
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The chat messages of the request."""
+        return list(self.body.get("messages", []))
+
+    def tool_outputs(self) -> list[str]:
+        """The contents of the ``tool`` messages (function results sent back to the model)."""
+        return [str(m.get("content", "")) for m in self.messages if m.get("role") == "tool"]
+
+
+Responder = Callable[[RecordedRequest], FakeReply]
+Step = FakeReply | Responder
+
+
+def _completion(message: dict[str, Any], finish_reason: str) -> dict[str, Any]:
+    """A ``chat.completion`` body with one choice."""
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def text_reply(text: str) -> FakeReply:
+    """The model answers with ``text``."""
+    return FakeReply(body=_completion({"role": "assistant", "content": text}, "stop"))
+
+
+def tool_call_reply(name: str, arguments: str = "{}", call_id: str = "call_fake_1") -> FakeReply:
+    """The model asks for the tool ``name`` to be called."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return FakeReply(body=_completion(message, "tool_calls"))
+
+
+def error_reply(status: int, message: str = "scripted failure") -> FakeReply:
+    """An OpenAI-style error; ``retry-after-ms`` keeps the client's retries fast."""
+    body = {"error": {"message": message, "type": "server_error", "code": None}}
+    return FakeReply(status=status, body=body, headers={"retry-after-ms": "1"})
+
+
+HANG = FakeReply(hang=True)
+"""Never answers (until the server stops): exercises client and caller timeouts."""
+
+
+def _free_socket() -> socket.socket:
+    """A listening TCP socket on a free loopback port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+class FakeOpenAIServer:
+    """A scripted OpenAI-compatible chat-completions server on a loopback port."""
+
+    def __init__(self, default: FakeReply | None = None) -> None:
+        self.default = default or text_reply("This is the fake LLM.")
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Step] = deque()
+        self._released = threading.Event()
+        self._socket = _free_socket()
+        self._server = uvicorn.Server(uvicorn.Config(self._app(), log_level="warning"))
+        self._thread = threading.Thread(target=self._serve, name="fake-openai", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The loopback port the server listens on."""
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL (``.../v1``)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *steps: Step) -> None:
+        """Script the next replies, in order (a step may compute its reply from the request)."""
+        self._script.extend(steps)
+
+    def _app(self) -> Starlette:
+        """The Starlette app: one route."""
+        return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        """Record the request and play the next scripted step."""
+        recorded = RecordedRequest(request.url.path, dict(request.headers), await request.json())
+        self.requests.append(recorded)
+        step = self._script.popleft() if self._script else self.default
+        reply = step if isinstance(step, FakeReply) else step(recorded)
+        if reply.hang:
+            await asyncio.to_thread(self._released.wait)
+            return JSONResponse({"error": {"message": "server stopping"}}, status_code=503)
+        return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+
+    def _serve(self) -> None:
+        """The server thread's body."""
+        self._server.run(sockets=[self._socket])
+
+    def start(self) -> None:
+        """Start serving and wait until uvicorn reports it has started."""
+        self._thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake OpenAI server failed to start")
+            self._released.wait(0.01)
+
+    def stop(self) -> None:
+        """Release hanging requests and stop the server."""
+        self._released.set()
+        self._server.should_exit = True
+        self._thread.join(_STARTUP_TIMEOUT)
+        self._socket.close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,109 @@
+"""Shared helpers of the memory service tests: a fake summary writer, events, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from daca.contracts.models import ConversationTurn
+from daca.memory.app import create_app
+from daca.memory.settings import MemorySettings
+from tests.memory.fake_sidecar import FakeSidecar
+
+
+class FakeWriter:
+    """A ``SummaryWriter`` that records its calls and fails the first ``fail_times``."""
+
+    def __init__(self, *, fail_times: int = 0) -> None:
+        self.calls: list[tuple[str | None, list[ConversationTurn]]] = []
+        self.fail_times = fail_times
+
+    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
+        self.calls.append((previous_summary, list(turns)))
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("the LLM is down")
+        return f"summary {len(self.calls)} ({len(turns)} turns)"
+
+
+def memory_settings(**overrides: Any) -> MemorySettings:
+    """Small pages and a tiny debounce, so tests cross page boundaries and run fast."""
+    values: dict[str, Any] = {
+        "page_size": 4,
+        "append_max_attempts": 1000,
+        "summary_debounce_seconds": 0.05,
+        "summary_max_delay_seconds": 0.5,
+        "summary_retry_base_seconds": 0.02,
+        "summary_retry_max_seconds": 0.1,
+    }
+    return MemorySettings(**(values | overrides))
+
+
+@asynccontextmanager
+async def running_app(
+    sidecar: FakeSidecar, writer: FakeWriter, settings: MemorySettings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The memory app with its lifespan running, reached over ``httpx.ASGITransport``."""
+    app = create_app(
+        settings or memory_settings(), summary_writer=writer, dapr_transport=sidecar.transport
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://memory") as client:
+            yield client
+
+
+def conversation(
+    *, user: str = "alice", session: str = "s1", turn: str | None = "t1", text: str = "hi"
+) -> dict[str, Any]:
+    """A ``ConversationUpdated`` payload."""
+    data: dict[str, Any] = {
+        "event_type": "ConversationUpdated",
+        "user_id": user,
+        "session_id": session,
+        "user_message": f"user: {text}",
+        "assistant_reply": f"assistant: {text}",
+        "timestamp": "2025-04-07T15:00:00+00:00",
+    }
+    if turn is not None:
+        data["turn_id"] = turn
+    return data
+
+
+def envelope(data: Any, *, event_id: str | None = None) -> dict[str, Any]:
+    """The CloudEvent the sidecar would deliver around ``data``."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "chat-service",
+        "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json",
+        "topic": "conversations",
+        "pubsubname": "pubsub",
+        "data": data,
+    }
+
+
+async def deliver(client: httpx.AsyncClient, body: Any, *, path: str = "/conversations") -> str:
+    """POST a delivery as the sidecar does; the answer must be HTTP 200 with a status."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"content-type": "application/cloudevents+json"}
+    response = await client.post(path, content=content, headers=headers)
+    assert response.status_code == 200, response.text
+    status: str = response.json()["status"]
+    return status
+
+
+async def wait_for(condition: Callable[[], bool], *, timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds or ``timeout`` passes (then fail)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
