@@ -1,0 +1,104 @@
+"""The README's run command, as a newcomer runs it, then the tutorial's walkthrough over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from daca.runtime.redis_server import is_listening
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"chat": 8010, "memory": 8001, "chat sidecar": 3500, "memory sidecar": 3501}
+CHAT, MEMORY = "http://127.0.0.1:8010", "http://127.0.0.1:8001"
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except httpx.HTTPError:
+            result = None
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    busy = [name for name, port in PORTS.items() if is_listening("127.0.0.1", port)]
+    if busy:
+        pytest.skip(f"ports of {busy} are in use (is the system already running?)")
+    env = {**os.environ, "DACA_HOME": str(tmp_path / "daca-home")}
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        ["bash", "scripts/run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: httpx.get(f"{CHAT}/").status_code == 200, timeout=120)
+        eventually(lambda: httpx.get("http://127.0.0.1:3501/v1.0/healthz").status_code == 204)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def chat(text: str, session: str) -> dict[str, Any]:
+    body = {"user_id": "junaid", "text": text, "metadata": {"session_id": session}}
+    answer = httpx.post(f"{CHAT}/chat/", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    reply: dict[str, Any] = answer.json()
+    return reply
+
+
+def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[bytes]) -> None:
+    init = httpx.post(
+        f"{MEMORY}/memories/junaid/initialize",
+        json={
+            "name": "Junaid",
+            "preferred_style": "casual",
+            "user_summary": "Junaid is a new user.",
+        },
+    )
+    assert init.status_code == 200, init.text
+    chat("I am planning to go to SF tomorrow.", "s1")
+    chat("What time is it?", "s1")
+    history = eventually(
+        lambda: (
+            httpx.get(f"{MEMORY}/conversations/s1").json()["history"]
+            if httpx.get(f"{MEMORY}/conversations/s1").json()["total_entries"] >= 4
+            else None
+        )
+    )
+    assert history[0]["content"] == "I am planning to go to SF tomorrow."
+    summary = eventually(
+        lambda: "SF" in (httpx.get(f"{MEMORY}/memories/junaid").json()["user_summary"] or "")
+    )
+    assert summary
+    reply = chat("Where was I planning to go tomorrow?", "s2")
+    assert "SF" in reply["reply"]
+
+    system.send_signal(signal.SIGINT)
+    assert system.wait(timeout=30) == 0
+    assert not [name for name, port in PORTS.items() if is_listening("127.0.0.1", port)]
