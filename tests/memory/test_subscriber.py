@@ -128,12 +128,21 @@ async def test_failing_transactions_exhaust_retries_and_answer_retry(sidecar: Fa
 
 
 async def test_fifty_concurrent_events_keep_every_entry_once(
-    client: httpx.AsyncClient, sidecar: FakeSidecar
+    sidecar: FakeSidecar, writer: FakeWriter
 ) -> None:
+    """Two replicas share the sidecar: within one, appends of a user take turns; across the
+    two, only the ETags keep every turn, so conflicts must happen and must be retried."""
     events = [envelope(conversation(turn=f"t{n:02d}", text=str(n))) for n in range(50)]
-    statuses = await asyncio.gather(*(deliver(client, event) for event in events))
+    async with (
+        running_app(sidecar, writer, memory_settings()) as first,
+        running_app(sidecar, writer, memory_settings()) as second,
+    ):
+        replicas = (first, second)
+        statuses = await asyncio.gather(
+            *(deliver(replicas[n % 2], event) for n, event in enumerate(events))
+        )
+        body = await history(first)
     assert statuses == ["SUCCESS"] * 50
-    body = await history(client)
     assert body["total_entries"] == 100
     contents = [entry["content"] for entry in body["history"]]
     assert sorted(contents) == sorted(

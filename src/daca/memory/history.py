@@ -38,6 +38,7 @@ from daca.contracts.models import ConversationEntry, ConversationHistory, Conver
 from daca.dapr.client import DaprClient
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
+from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
 from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
@@ -66,14 +67,16 @@ class HistoryStore:
         self._store = settings.state_store
         self._page_size = settings.page_size
         self._attempts = settings.append_max_attempts
+        self._user_locks = KeyedLocks()
 
     async def append(self, user_id: str, turn: ConversationTurn) -> bool:
         """Append ``turn`` once; ``False`` when it was already stored (a redelivery)."""
-        return await retry_on_conflict(
-            lambda: self._append_once(user_id, turn),
-            attempts=self._attempts,
-            what=f"append {turn.session_id}/{turn.turn_id}",
-        )
+        async with self._user_locks.hold(user_id):
+            return await retry_on_conflict(
+                lambda: self._append_once(user_id, turn),
+                attempts=self._attempts,
+                what=f"append {turn.session_id}/{turn.turn_id}",
+            )
 
     async def read(self, session_id: str, limit: int | None = None) -> ConversationHistory:
         """The whole history, or its most recent ``limit`` entries."""
