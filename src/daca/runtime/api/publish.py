@@ -67,6 +67,12 @@ def _ttl(metadata: Mapping[str, str]) -> int | None:
         ) from None
 
 
+def _check_metadata(metadata: Mapping[str, str]) -> None:
+    """Raise ERR_PUBSUB_REQUEST_METADATA for request metadata that cannot be read."""
+    _flag(metadata, "rawPayload")
+    _ttl(metadata)
+
+
 def build_message(
     body: bytes,
     content_type: str | None,
@@ -159,6 +165,7 @@ def _bulk_entries(body: Any) -> list[dict[str, Any]]:
 async def bulk_publish(request: Request) -> Response:
     ctx, name, topic, pubsub = _pubsub(request)
     entries, metadata = _bulk_entries(await json_body(request)), request_metadata(request)
+    _check_metadata(metadata)  # as daprd, before any entry is published
 
     async def one(entry: dict[str, Any]) -> dict[str, str] | None:
         meta = {**metadata, **{str(k): str(v) for k, v in (entry.get("metadata") or {}).items()}}
