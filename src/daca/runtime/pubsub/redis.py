@@ -132,10 +132,12 @@ def _to_message(topic: str, entry: _Entry) -> Message:
     return Message(topic=topic, data=fields.get(b"data", b""), metadata=meta, id=entry_id.decode())
 
 
-async def _retrying(what: str, step: Callable[[], Awaitable[None]]) -> None:
-    """Run ``step`` forever, logging errors (Redis down, ...) and backing off up to 5s."""
+async def _retrying(
+    what: str, step: Callable[[], Awaitable[None]], running: Callable[[], bool]
+) -> None:
+    """Run ``step`` while ``running()``, logging errors (Redis down, ...), backing off up to 5s."""
     backoff = 0.1
-    while True:
+    while running():
         try:
             await step()
             backoff = 0.1
@@ -166,24 +168,47 @@ class _StreamSubscription(Subscription):
         self._buffer: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=self._settings.queue_depth)
         self._workers = Workers(self._buffer, self._deliver, size)
         self._loops: list[asyncio.Task[None]] = []
+        self._running = False
+
+    def _is_running(self) -> bool:
+        return self._running
 
     async def start(self) -> None:
         await self._create_group()
+        self._running = True
         self._workers.start()
-        self._loops.append(asyncio.create_task(_retrying("read", self._read_once)))
+        read = _retrying("read", self._read_once, self._is_running)
+        self._loops.append(asyncio.create_task(read))
         if self._settings.reclaim_enabled:
             self._loops.append(asyncio.create_task(self._reclaim_loop()))
 
     async def close(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._stop_loops()
         self._loops.clear()
         await self._workers.stop(self._owner.drain_timeout)
         while not self._buffer.empty():  # prefetched, never started: left pending in Redis
             self._in_flight.discard(self._buffer.get_nowait()[0])
         await self._reader.aclose()
         self._owner.forget(self)
+
+    async def _stop_loops(self) -> None:
+        """Cancel the loops and wait for them, bounded.
+
+        On Python 3.11 redis-py's internal ``asyncio.wait_for`` can swallow a cancellation that
+        arrives as a command completes, so the loops also stop on ``_running`` at their next round
+        (within one ``readTimeout``); past that the cancellation is repeated.
+        """
+        self._running = False
+        grace = self._settings.read_timeout + 1.0
+        for _ in range(3):
+            for task in self._loops:
+                task.cancel()
+            _, pending = await asyncio.wait(self._loops, timeout=grace) if self._loops else ((), ())
+            self._loops = list(pending)
+            if not self._loops:
+                return
+            logger.warning("redis pubsub: %s loops still running; cancelling again", self._topic)
+        logger.error("redis pubsub: %s loops did not stop; abandoning them", self._topic)
 
     async def _create_group(self) -> None:
         try:
@@ -210,7 +235,7 @@ class _StreamSubscription(Subscription):
             await self._enqueue(_entries(entries))
 
     async def _reclaim_loop(self) -> None:
-        while True:
+        while self._running:
             await _retrying_once("reclaim", self._reclaim_once)
             await asyncio.sleep(self._settings.redeliver_interval)
 

@@ -1,0 +1,148 @@
+"""Health and metadata endpoints over HTTP (dapr-http-api.md §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daca.runtime.redis_server import free_port
+from tests.runtime.api.helpers import (
+    JSON,
+    app_with_sidecar,
+    assert_error,
+    client_for,
+    sidecar_config,
+)
+from tests.runtime.harness import running_sidecar, write_components
+
+STATE_TYPES = {"memory": "state.in-memory", "sqlite": "state.sqlite", "redis": "state.redis"}
+PUBSUB_TYPES = {"memory": "pubsub.in-memory", "sqlite": "pubsub.in-memory", "redis": "pubsub.redis"}
+
+DECLARATIVE = """\
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: decl-sub
+spec:
+  pubsubname: pubsub
+  topic: decl
+  routes:
+    rules:
+      - match: 'event.type == "widget"'
+        path: /widgets
+    default: /decl
+  deadLetterTopic: decl-dlq
+  metadata:
+    rawPayload: "false"
+"""
+PROGRAMMATIC = {
+    "pubsubname": "pubsub",
+    "topic": "prog",
+    "routes": {"rules": [{"match": 'event.type == "x"', "path": "/x"}], "default": "/prog"},
+    "deadLetterTopic": "prog-dlq",
+    "metadata": {"k": "v"},
+}
+
+
+async def test_healthz(dapr: httpx.AsyncClient) -> None:
+    r = await dapr.get("/v1.0/healthz")
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    r = await dapr.get("/v1.0/healthz", params={"appid": "myapp"})
+    assert r.status_code == 204, r.text
+    r = await dapr.get("/v1.0/healthz", params={"appid": "other"})
+    assert_error(r, 500, "ERR_HEALTH_APPID_NOT_MATCH")
+    r = await dapr.get("/v1.0/healthz/outbound")
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+
+
+async def test_healthz_before_the_app_answers(tmp_path: Path) -> None:
+    """Not ready while the app's subscriptions are unknown; outbound is ready regardless."""
+    resources = write_components(tmp_path / "components", "memory")
+    silent_port = free_port()  # nothing listens: GET /dapr/subscribe keeps failing
+    config = sidecar_config(tmp_path, resources, app_port=silent_port)
+    async with running_sidecar(config, wait_ready=False) as sidecar, client_for(sidecar) as dapr:
+        r = await dapr.get("/v1.0/healthz")
+        assert_error(r, 500, "ERR_HEALTH_NOT_READY")
+        r = await dapr.get("/v1.0/healthz/outbound")
+        assert r.status_code == 204, r.text
+
+
+async def test_metadata_document(dapr: httpx.AsyncClient, backend: str) -> None:
+    r = await dapr.get("/v1.0/metadata")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].split(";")[0] == JSON
+    document = r.json()
+    assert document["id"] == "myapp"
+    components = {c["name"]: c for c in document["components"]}
+    assert set(components) == {"statestore", "pubsub"}
+    state, pubsub = components["statestore"], components["pubsub"]
+    assert state["type"] == STATE_TYPES[backend]
+    assert pubsub["type"] == PUBSUB_TYPES[backend]
+    for component in (state, pubsub):
+        assert component["version"] == "v1"
+        assert isinstance(component.get("capabilities", []), list)
+    assert {"ETAG", "TRANSACTIONAL"} <= set(state["capabilities"])
+    assert not document.get("subscriptions")  # no app, so no subscriptions
+    assert "appConnectionProperties" not in document  # no app port: left out
+
+
+async def test_put_metadata_shows_in_extended(dapr: httpx.AsyncClient) -> None:
+    r = await dapr.put("/v1.0/metadata/k", content=b"some value")
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    r = await dapr.put("/v1.0/metadata/other", content=b"2")
+    assert r.status_code == 204, r.text
+    extended = (await dapr.get("/v1.0/metadata")).json()["extended"]
+    assert extended["k"] == "some value"
+    assert extended["other"] == "2"
+    await dapr.put("/v1.0/metadata/k", content=b"replaced")
+    assert (await dapr.get("/v1.0/metadata")).json()["extended"]["k"] == "replaced"
+
+
+def default_rule(rules: list[dict[str, Any]], path: str) -> None:
+    """The default route shows as a last rule with no (or an empty) match."""
+    last = rules[-1]
+    assert last["path"] == path, rules
+    assert last.get("match", "") == "", rules
+
+
+async def test_metadata_lists_subscriptions_and_app_port(resources: Path, tmp_path: Path) -> None:
+    (resources / "subscription.yaml").write_text(DECLARATIVE)
+    async with app_with_sidecar(tmp_path, resources, [PROGRAMMATIC]) as (dapr, app):
+        document = (await dapr.get("/v1.0/metadata")).json()
+    assert document["appConnectionProperties"]["port"] == app.port
+    subscriptions = {s["topic"]: s for s in document["subscriptions"]}
+    assert set(subscriptions) == {"decl", "prog"}
+
+    decl = subscriptions["decl"]
+    assert decl["type"] == "DECLARATIVE"
+    assert decl["pubsubname"] == "pubsub"
+    assert decl["deadLetterTopic"] == "decl-dlq"
+    assert decl["metadata"] == {"rawPayload": "false"}
+    assert decl["rules"][0] == {"match": 'event.type == "widget"', "path": "/widgets"}
+    default_rule(decl["rules"], "/decl")
+    assert len(decl["rules"]) == 2
+
+    prog = subscriptions["prog"]
+    assert prog["type"] == "PROGRAMMATIC"
+    assert prog["pubsubname"] == "pubsub"
+    assert prog["deadLetterTopic"] == "prog-dlq"
+    assert prog["metadata"] == {"k": "v"}
+    assert prog["rules"][0] == {"match": 'event.type == "x"', "path": "/x"}
+    default_rule(prog["rules"], "/prog")
+    assert len(prog["rules"]) == 2
+
+
+async def test_programmatic_subscription_with_plain_route(resources: Path, tmp_path: Path) -> None:
+    entry = {"pubsubname": "pubsub", "topic": "simple", "route": "/simple"}
+    async with app_with_sidecar(tmp_path, resources, [entry]) as (dapr, _):
+        document = (await dapr.get("/v1.0/metadata")).json()
+    [subscription] = document["subscriptions"]
+    assert subscription["type"] == "PROGRAMMATIC"
+    assert subscription["topic"] == "simple"
+    assert len(subscription["rules"]) == 1
+    default_rule(subscription["rules"], "/simple")

@@ -1,0 +1,122 @@
+"""API tokens in both directions (dapr-http-api.md §0, §5).
+
+``api_token`` (DAPR_API_TOKEN) guards app -> sidecar calls; ``app_api_token`` (APP_API_TOKEN) is
+sent by the sidecar to the app on every call it makes (subscribe, delivery, invocation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.api.helpers import (
+    RecordingApp,
+    app_with_sidecar,
+    client_for,
+    sidecar_config,
+)
+from tests.runtime.harness import running_sidecar, write_components
+
+TOKEN = "dapr-api-token"
+SUBSCRIPTIONS = [{"pubsubname": "pubsub", "topic": "t", "route": "/t"}]
+
+# (method, path, json body, status with the right token)
+GUARDED: list[tuple[str, str, Any, int]] = [
+    ("GET", "/v1.0/metadata", None, 200),
+    ("PUT", "/v1.0/metadata/k", None, 204),
+    ("POST", "/v1.0/state/statestore", [{"key": "a", "value": 1}], 204),
+    ("GET", "/v1.0/state/statestore/a", None, 200),
+    ("POST", "/v1.0/state/statestore/bulk", {"keys": ["a"]}, 200),
+    ("POST", "/v1.0/state/statestore/transaction", {"operations": []}, 204),
+    ("DELETE", "/v1.0/state/statestore/a", None, 204),
+    ("POST", "/v1.0/publish/pubsub/t", {"a": 1}, 204),
+    ("POST", "/v1.0-alpha1/publish/bulk/pubsub/t", [{"entryId": "1", "event": 1}], 204),
+    ("POST", "/v1.0/state/nope", [], 400),
+]
+
+
+@pytest.fixture
+def resources(tmp_path: Path) -> Path:
+    """Tokens do not depend on the backend: in-memory components only."""
+    return write_components(tmp_path / "components", "memory")
+
+
+async def test_api_token_is_required(resources: Path, tmp_path: Path) -> None:
+    config = sidecar_config(tmp_path, resources, api_token="secret")
+    async with running_sidecar(config) as sidecar, client_for(sidecar) as dapr:
+        for method, path, body, ok in GUARDED:
+            for headers in ({}, {TOKEN: "wrong"}, {TOKEN: ""}, {"authorization": "secret"}):
+                r = await dapr.request(method, path, json=body, headers=headers)
+                assert r.status_code == 401, (method, path, headers, r.status_code)
+                assert r.text == "invalid api token"
+                assert r.headers["content-type"].startswith("text/plain")
+            r = await dapr.request(method, path, json=body, headers={TOKEN: "secret"})
+            assert r.status_code == ok, (method, path, r.status_code, r.text)
+
+
+async def test_health_endpoints_are_exempt(resources: Path, tmp_path: Path) -> None:
+    config = sidecar_config(tmp_path, resources, api_token="secret")
+    async with running_sidecar(config) as sidecar, client_for(sidecar) as dapr:
+        assert (await dapr.get("/v1.0/healthz")).status_code == 204
+        assert (await dapr.get("/v1.0/healthz/outbound")).status_code == 204
+        wrong = {TOKEN: "wrong"}
+        assert (await dapr.get("/v1.0/healthz", headers=wrong)).status_code == 204
+        assert (await dapr.get("/v1.0/healthz/outbound", headers=wrong)).status_code == 204
+
+
+async def test_app_api_token_is_sent_to_the_app(resources: Path, tmp_path: Path) -> None:
+    app = RecordingApp()
+    async with app_with_sidecar(
+        tmp_path,
+        resources,
+        SUBSCRIPTIONS,
+        app=app,
+        client_headers={TOKEN: "secret"},
+        api_token="secret",
+        app_api_token="apptoken",
+    ) as (dapr, _):
+        assert app.subscribe_headers, "the sidecar never asked GET /dapr/subscribe"
+        assert all(h.get(TOKEN) == "apptoken" for h in app.subscribe_headers)
+
+        r = await dapr.post("/v1.0/publish/pubsub/t", json={"a": 1})
+        assert r.status_code == 204, r.text
+        [delivery] = await app.wait_for(1)
+        assert delivery.path == "/t"
+        assert delivery.headers[TOKEN] == "apptoken"
+
+        r = await dapr.post("/v1.0/invoke/myapp/method/x", json={"b": 2})
+        assert r.status_code == 200, r.text
+        invocation = (await app.wait_for(2))[1]
+        assert invocation.path == "/x"
+        assert invocation.body == {"b": 2}
+        assert invocation.headers[TOKEN] == "apptoken"  # the caller's "secret" is not passed on
+
+        r = await dapr.get("/y", headers={"dapr-app-id": "myapp"})
+        assert r.status_code == 200, r.text
+        by_header = (await app.wait_for(3))[2]
+        assert by_header.path == "/y"
+        assert by_header.headers[TOKEN] == "apptoken"
+
+
+async def test_caller_token_is_not_passed_to_the_app(resources: Path, tmp_path: Path) -> None:
+    app = RecordingApp()
+    async with app_with_sidecar(
+        tmp_path,
+        resources,
+        SUBSCRIPTIONS,
+        app=app,
+        client_headers={TOKEN: "secret"},
+        api_token="secret",
+    ) as (dapr, _):
+        assert app.subscribe_headers
+        assert all(TOKEN not in h for h in app.subscribe_headers)
+        r = await dapr.post("/v1.0/publish/pubsub/t", json={"a": 1})
+        assert r.status_code == 204, r.text
+        r = await dapr.post("/v1.0/invoke/myapp/method/x", json={"b": 2})
+        assert r.status_code == 200, r.text
+        received = await app.wait_for(2)
+        assert {event.path for event in received} == {"/t", "/x"}
+        for event in received:
+            assert TOKEN not in event.headers, event
