@@ -45,6 +45,7 @@ class FakeSidecar:
     transaction_conflicts: int = 0
     fail_transactions: bool = False
     requests: int = 0
+    bytes_sent: int = 0
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -68,6 +69,7 @@ class FakeSidecar:
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Route one request."""
         self.requests += 1
+        self.bytes_sent += len(request.content)
         if self.down:
             raise httpx.ConnectError("connection refused (fake sidecar down)", request=request)
         path = request.url.path
