@@ -257,7 +257,7 @@ async def test_unreachable_at_start_names_redis_host() -> None:
 
 def test_settings_defaults_and_durations() -> None:
     defaults = RedisPubSubSettings.from_component(spec_for("localhost:6380"))
-    assert (defaults.host, defaults.port, defaults.consumer_id) == ("localhost", 6380, "")
+    assert (defaults.connection.address, defaults.consumer_id) == ("localhost:6380", "")
     assert (defaults.queue_depth, defaults.concurrency) == (100, 10)
     assert (defaults.processing_timeout, defaults.redeliver_interval) == (60.0, 15.0)
     tuned = RedisPubSubSettings.from_component(

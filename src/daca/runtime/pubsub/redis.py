@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
@@ -36,7 +34,7 @@ from daca.runtime.durations import parse_duration
 from daca.runtime.errors import ComponentError, StoreError
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
 from daca.runtime.pubsub.memory import DEFAULT_DRAIN_TIMEOUT, Workers
-from daca.runtime.redis_server import split_host_port
+from daca.runtime.redisconn import RedisConnection
 from daca.runtime.resources import ComponentSpec
 
 logger = logging.getLogger(__name__)
@@ -57,12 +55,7 @@ class RedisPubSubSettings:
     (``redisType``, ``streamTTL``, pool tuning) are ignored.
     """
 
-    host: str
-    port: int
-    password: str | None = None
-    username: str | None = None
-    db: int = 0
-    tls: bool = False
+    connection: RedisConnection
     consumer_id: str = ""  # empty: the subscriber's group (the app-id)
     queue_depth: int = 100
     concurrency: int = 10
@@ -73,15 +66,9 @@ class RedisPubSubSettings:
 
     @classmethod
     def from_component(cls, spec: ComponentSpec) -> RedisPubSubSettings:
-        host, port = split_host_port(spec.require("redisHost"))
         max_len = spec.get_int("maxLenApprox", 0)
         return cls(
-            host=host,
-            port=port,
-            password=spec.get("redisPassword") or None,
-            username=spec.get("redisUsername") or None,
-            db=spec.get_int("redisDB", 0),
-            tls=spec.get_bool("enableTLS"),
+            connection=RedisConnection.from_spec(spec),
             consumer_id=spec.get("consumerID"),
             queue_depth=_positive(spec, "queueDepth", 100),
             concurrency=_positive(spec, "concurrency", 10),
@@ -340,17 +327,7 @@ class RedisPubSub(PubSub):
 
     def new_client(self) -> Redis:
         """A client (with its own connection pool) for these settings."""
-        s = self.settings
-        return Redis(
-            host=s.host,
-            port=s.port,
-            db=s.db,
-            username=s.username,
-            password=s.password,
-            ssl=s.tls,
-            socket_connect_timeout=_CONNECT_TIMEOUT,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        )
+        return self.settings.connection.client()
 
     async def start(self) -> None:
         client = self.new_client()
@@ -358,7 +335,7 @@ class RedisPubSub(PubSub):
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
-            problem = f"{self.settings.host}:{self.settings.port} is unreachable: {exc}"
+            problem = f"{self.settings.connection.address} is unreachable: {exc}"
             if self._spec is None:
                 raise ComponentError(f"redis pubsub: redisHost {problem}") from exc
             raise self._spec.error("redisHost", problem) from exc

@@ -3,77 +3,30 @@
 ETags are fresh UUIDs on every write. TTLs are honoured lazily (an expired item is dropped when
 it is next read or written) and reported as ``ttlExpireTime`` metadata, as daprd's store does.
 
-The ETag rules of :mod:`daca.runtime.state.base` live here as :func:`validate_etag`, so the SQLite
-backend applies exactly the same checks (the Redis backend mirrors them in Lua).
+The ETag and TTL rules come from :mod:`daca.runtime.state.rules`, shared with the SQLite backend
+(the Redis backend mirrors them in Lua).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from daca.runtime.errors import ETagMismatchError
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import (
     CAP_ACTOR,
-    Concurrency,
     DeleteRequest,
     Operation,
     SetRequest,
     StateItem,
     StateStore,
 )
+from daca.runtime.state.rules import expiry_for, new_etag, ttl_metadata, validate_etag
 
 logger = logging.getLogger(__name__)
-
-#: The metadata key daprd uses to report when an item expires.
-TTL_EXPIRE_TIME = "ttlExpireTime"
-
-
-def new_etag() -> str:
-    return str(uuid.uuid4())
-
-
-def given_etag(operation: Operation) -> str | None:
-    """The operation's ETag, with an empty string meaning "none" (as in daprd)."""
-    return operation.etag or None
-
-
-def validate_etag(key: str, current: str | None, operation: Operation) -> None:
-    """Raise :class:`ETagMismatchError` unless ``operation`` may replace ``current``.
-
-    ``current`` is the stored ETag, or ``None`` when the key is missing or expired.
-    """
-    etag = given_etag(operation)
-    if etag is not None and etag != current:
-        problem = "does not exist" if current is None else "has a different ETag"
-        raise ETagMismatchError(f"possible etag mismatch: key {key!r} {problem}")
-    if etag is None and _is_first_write(operation.concurrency) and current is not None:
-        raise ETagMismatchError(f"first-write: key {key!r} already exists and no ETag was given")
-
-
-def _is_first_write(concurrency: Concurrency | None) -> bool:
-    return concurrency == "first-write"
-
-
-def rfc3339(moment: datetime) -> str:
-    """``moment`` as daprd writes ``ttlExpireTime``: RFC 3339, UTC, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ttl_metadata(expires_at: datetime | None) -> dict[str, str]:
-    return {} if expires_at is None else {TTL_EXPIRE_TIME: rfc3339(expires_at)}
-
-
-def expiry_for(ttl_seconds: int | None, now: datetime) -> datetime | None:
-    """When an item written ``now`` with ``ttl_seconds`` expires (``None``: never)."""
-    if ttl_seconds is None or ttl_seconds <= 0:
-        return None
-    return now + timedelta(seconds=ttl_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from daca.runtime.errors import ETagInvalidError, ETagMismatchError, StoreError
-from daca.runtime.redis_server import split_host_port
+from daca.runtime.redisconn import RedisConnection
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import (
     CAP_ACTOR,
@@ -39,7 +37,7 @@ from daca.runtime.state.base import (
     StateItem,
     StateStore,
 )
-from daca.runtime.state.memory import given_etag, ttl_metadata
+from daca.runtime.state.rules import given_etag, ttl_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -84,31 +82,20 @@ return 0
 class RedisSettings:
     """The component metadata, validated."""
 
-    host: str
-    port: int
-    password: str | None = None
-    username: str | None = None
-    db: int = 0
-    tls: bool = False
+    connection: RedisConnection
     ttl_seconds: int | None = None  # the component-wide default TTL
     actor_state_store: bool = False
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.connection.address
 
     @classmethod
     def from_spec(cls, spec: ComponentSpec) -> RedisSettings:
         if spec.get("redisType", "node") != "node":
             raise spec.error("redisType", "must be 'node': Redis Cluster is not supported")
-        host, port = split_host_port(spec.require("redisHost"))
         return cls(
-            host=host,
-            port=port,
-            password=spec.get("redisPassword") or None,
-            username=spec.get("redisUsername") or None,
-            db=spec.get_int("redisDB", 0),
-            tls=spec.get_bool("enableTLS"),
+            connection=RedisConnection.from_spec(spec),
             ttl_seconds=spec.get_int("ttlInSeconds", 0) if spec.get("ttlInSeconds") else None,
             actor_state_store=spec.get_bool("actorStateStore"),
         )
@@ -237,13 +224,7 @@ class RedisStateStore(StateStore):
             raise StoreError(f"redis state store {name!r} at {address}: {exc}") from exc
 
     def _new_client(self) -> Redis:
-        s = self.settings
-        return Redis(
-            host=s.host, port=s.port, db=s.db, username=s.username, password=s.password,
-            ssl=s.tls, socket_connect_timeout=5.0,
-            # daprd's go-redis defaults: 3 retries, backing off from 8 ms to at most 512 ms.
-            retry=Retry(ExponentialBackoff(cap=0.512, base=0.008), 3),
-        )  # fmt: skip
+        return self.settings.connection.client()
 
     def _start_error(self, exc: RedisError) -> Exception:
         if isinstance(exc, AuthenticationError):

@@ -38,7 +38,7 @@ from daca.runtime.state.base import (
     StateItem,
     StateStore,
 )
-from daca.runtime.state.memory import expiry_for, new_etag, ttl_metadata, validate_etag
+from daca.runtime.state.rules import expiry_for, new_etag, ttl_metadata, validate_etag
 
 logger = logging.getLogger(__name__)
 
