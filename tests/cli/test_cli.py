@@ -273,12 +273,18 @@ def test_python_dash_m_daca_is_the_cli() -> None:
     assert "Usage: daca" in result.stdout
 
 
+# The supervisor records the app's PID just after starting it, so the app may ask first: it
+# asks until the PID is there (bounded), as a real app reading its own metadata would.
 APP_ASKING_ITS_SIDECAR = """
-import json, os, urllib.request
+import json, os, time, urllib.request
 url = f"http://127.0.0.1:{os.environ['DAPR_HTTP_PORT']}/v1.0/metadata"
-with urllib.request.urlopen(url, timeout=10) as response:
-    metadata = json.load(response)
-print("metadata", metadata["id"], metadata["extended"]["appPID"] == str(os.getpid()))
+for _ in range(200):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        metadata = json.load(response)
+    if "appPID" in metadata["extended"]:
+        break
+    time.sleep(0.05)
+print("metadata", metadata["id"], metadata["extended"].get("appPID") == str(os.getpid()))
 """
 
 
