@@ -56,7 +56,7 @@ async def test_dapr_app_subscription_receives_events(
     assert published.status_code == 204
     [subscription] = metadata["subscriptions"]
     assert subscription["type"] == "PROGRAMMATIC"
-    assert subscription["rules"] == [{"match": "", "path": "/events/pubsub/orders"}]
+    assert subscription["rules"] == [{"path": "/events/pubsub/orders"}]
     assert subscription["deadLetterTopic"] == "orders-dead"
     assert event["data"] == {"id": 7}
     assert event["source"] == "sdk-app"

@@ -36,8 +36,23 @@ def new_traceparent(parent: str | None = None) -> str:
     return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_go_bool(raw: str) -> bool:
+    """``raw`` as Go's ``strconv.ParseBool`` reads it (daprd reads ``rawPayload`` with it)."""
+    if raw in _GO_TRUE:
+        return True
+    if raw in _GO_FALSE:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (1, t, true, 0, f, false, ...)")
+
+
 def _now() -> str:
-    return datetime.now().astimezone().replace(microsecond=0).isoformat()
+    """Local time as Go's RFC 3339 writes it: whole seconds, ``Z`` for UTC."""
+    stamp = datetime.now().astimezone().replace(microsecond=0).isoformat()
+    return stamp.removesuffix("+00:00") + "Z" if stamp.endswith("+00:00") else stamp
 
 
 def is_json_content_type(content_type: str) -> bool:
@@ -115,7 +130,7 @@ def complete_envelope(
 
 
 def _expiration(ttl_seconds: int) -> str:
-    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_seconds)
     return expires.isoformat().replace("+00:00", "Z")
 
 

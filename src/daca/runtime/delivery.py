@@ -30,6 +30,7 @@ from daca.runtime.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     EnvelopeError,
     has_expired,
+    parse_go_bool,
     raw_payload_envelope,
     read_envelope,
 )
@@ -81,6 +82,13 @@ def read_outcome(status: int, content: bytes) -> Outcome:
     return Outcome.DROP if answer == "DROP" else Outcome.RETRY
 
 
+def _is_raw(metadata: Mapping[str, str]) -> bool:
+    try:
+        return parse_go_bool(metadata.get("rawPayload") or "false")
+    except ValueError:
+        return False
+
+
 class Router:
     """Chooses the route of an event from a subscription's rules and default."""
 
@@ -115,7 +123,7 @@ class Delivery:
         self._router = Router(spec)
         self._retry = retry
         self._timeout = timeout
-        self._raw = spec.metadata.get("rawPayload", "").lower() == "true"
+        self._raw = _is_raw(spec.metadata)
 
     async def __call__(self, message: Message) -> None:
         try:
@@ -133,7 +141,7 @@ class Delivery:
         await self._settle(message, envelope, await self._deliver(route, body, envelope))
 
     def _envelope(self, message: Message) -> tuple[dict[str, Any], bytes]:
-        if self._raw or message.metadata.get("rawPayload", "").lower() == "true":
+        if self._raw or _is_raw(message.metadata):
             envelope = raw_payload_envelope(
                 message.data, topic=self.spec.topic, pubsub=self.spec.pubsubname, source=""
             )

@@ -20,6 +20,7 @@ from daca.runtime.cloudevents import (
     is_json_content_type,
     new_envelope,
     new_traceparent,
+    parse_go_bool,
 )
 from daca.runtime.errors import DaprError, StoreError
 from daca.runtime.pubsub.base import PubSub
@@ -44,13 +45,12 @@ def _flag(metadata: Mapping[str, str], name: str) -> bool:
     raw = metadata.get(name)
     if raw is None or raw == "":
         return False
-    if raw.lower() in ("true", "1", "false", "0"):
-        return raw.lower() in ("true", "1")
-    raise DaprError(
-        400,
-        "ERR_PUBSUB_REQUEST_METADATA",
-        f"failed deserializing metadata {name}: {raw!r} is not a boolean",
-    )
+    try:
+        return parse_go_bool(raw)
+    except ValueError as exc:
+        raise DaprError(
+            400, "ERR_PUBSUB_REQUEST_METADATA", f"failed deserializing metadata {name}: {exc}"
+        ) from None
 
 
 def _ttl(metadata: Mapping[str, str]) -> int | None:
@@ -164,7 +164,11 @@ def _bulk_entries(body: Any) -> list[dict[str, Any]]:
 
 async def bulk_publish(request: Request) -> Response:
     ctx, name, topic, pubsub = _pubsub(request)
-    entries, metadata = _bulk_entries(await json_body(request)), request_metadata(request)
+    try:
+        body = await json_body(request)
+    except DaprError as exc:  # daprd reports an unreadable bulk body as ERR_PUBSUB_EVENTS_SER
+        raise DaprError(400, "ERR_PUBSUB_EVENTS_SER", exc.message) from None
+    entries, metadata = _bulk_entries(body), request_metadata(request)
     _check_metadata(metadata)  # as daprd, before any entry is published
 
     async def one(entry: dict[str, Any]) -> dict[str, str] | None:

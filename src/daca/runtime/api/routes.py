@@ -60,7 +60,7 @@ async def healthz_outbound(request: Request) -> Response:
 def _subscription(spec: SubscriptionSpec) -> dict[str, Any]:
     rules = [{"match": rule.match, "path": rule.path} for rule in spec.rules]
     if spec.default_route:
-        rules.append({"match": "", "path": spec.default_route})
+        rules.append({"path": spec.default_route})  # daprd omits an empty match
     entry: dict[str, Any] = {
         "pubsubname": spec.pubsubname,
         "topic": spec.topic,
