@@ -1,0 +1,72 @@
+"""Sidecar start-up: clear component errors, and the bundled redis-server where none listens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from daca.runtime.config import SidecarConfig
+from daca.runtime.errors import ComponentError
+from daca.runtime.redis_server import free_port, is_listening
+from daca.runtime.sidecar import Sidecar
+from tests.runtime.harness import component_yaml, running_sidecar
+
+
+def config(tmp_path: Path, *, bundle_redis: bool = False) -> SidecarConfig:
+    return SidecarConfig(
+        app_id="starter",
+        http_port=0,
+        resources_paths=(tmp_path / "res",),
+        home=tmp_path / "home",
+        bundle_redis=bundle_redis,
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "res" / "components.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+async def test_unknown_component_type_names_file_component_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, component_yaml("cache", "state.memcached", {}))
+    with pytest.raises(ComponentError) as error:
+        await Sidecar(config(tmp_path)).start()
+    message = str(error.value)
+    assert str(path) in message and "'cache'" in message and "spec.type" in message
+    assert "state.memcached" in message and "state.redis" in message  # lists what is supported
+
+
+async def test_missing_required_field_names_it(tmp_path: Path) -> None:
+    write(tmp_path, component_yaml("statestore", "state.sqlite", {}))
+    with pytest.raises(ComponentError, match=r"'statestore'.*connectionString.*required"):
+        await Sidecar(config(tmp_path)).start()
+
+
+async def test_unreachable_redis_names_redis_host(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        component_yaml("statestore", "state.redis", {"redisHost": f"127.0.0.1:{free_port()}"}),
+    )
+    with pytest.raises(ComponentError, match=r"'statestore'.*redisHost"):
+        await Sidecar(config(tmp_path)).start()
+
+
+@pytest.mark.redis
+async def test_bundled_redis_starts_where_nothing_listens_and_stops_with_the_sidecar(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    write(tmp_path, component_yaml("statestore", "state.redis", {"redisHost": f"localhost:{port}"}))
+    async with running_sidecar(config(tmp_path, bundle_redis=True)) as sidecar:
+        assert is_listening("127.0.0.1", port)
+        base = f"http://127.0.0.1:{sidecar.http_port}/v1.0/state/statestore"
+        async with httpx.AsyncClient() as client:
+            saved = await client.post(base, json=[{"key": "k", "value": "v"}])
+            read = await client.get(f"{base}/k")
+    assert (saved.status_code, read.json()) == (204, "v")
+    assert (tmp_path / "home" / "redis" / str(port) / "appendonly.aof").exists()  # durable
+    assert not is_listening("127.0.0.1", port)
