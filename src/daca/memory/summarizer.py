@@ -30,7 +30,6 @@ class SummaryWriter(Protocol):
 
     async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
         """The new summary."""
-        ...
 
 
 @dataclass
