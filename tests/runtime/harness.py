@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -147,3 +151,42 @@ async def running_sidecar(
         yield sidecar
     finally:
         await sidecar.stop()
+
+
+def start_sidecar_process(
+    resources: Path, home: Path, app_port: int, http_port: int, app_id: str = "orders-app"
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DACA_HOME": str(home)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daca",
+            "sidecar",
+            "--app-id",
+            app_id,
+            "--app-port",
+            str(app_port),
+            "--dapr-http-port",
+            str(http_port),
+            "--resources-path",
+            str(resources),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(400):
+            assert process.poll() is None, "the sidecar process exited"
+            try:
+                answer = await client.get(f"http://127.0.0.1:{port}/v1.0/healthz")
+                if answer.status_code == 204:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("the sidecar did not become healthy")

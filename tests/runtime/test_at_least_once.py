@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 
 from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port
-from tests.runtime.harness import FakeApp, running_app, running_sidecar, serve, write_components
+from tests.runtime.harness import (
+    FakeApp,
+    running_app,
+    running_sidecar,
+    serve,
+    start_sidecar_process,
+    wait_healthy,
+    write_components,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -96,45 +101,6 @@ class AppOnPort:
         if self._running:
             self._running = False
             await self._serving.__aexit__(None, None, None)
-
-
-def start_sidecar_process(
-    resources: Path, home: Path, app_port: int, http_port: int
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DACA_HOME": str(home)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daca",
-            "sidecar",
-            "--app-id",
-            "orders-app",
-            "--app-port",
-            str(app_port),
-            "--dapr-http-port",
-            str(http_port),
-            "--resources-path",
-            str(resources),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(400):
-            assert process.poll() is None, "the sidecar process exited"
-            try:
-                answer = await client.get(f"http://127.0.0.1:{port}/v1.0/healthz")
-                if answer.status_code == 204:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("the sidecar did not become healthy")
 
 
 async def test_runtime_killed_mid_delivery_loses_nothing(tmp_path: Path, redis_url: str) -> None:

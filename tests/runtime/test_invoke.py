@@ -13,7 +13,13 @@ from starlette.responses import JSONResponse, Response
 
 from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port
-from tests.runtime.harness import FakeApp, running_app, running_sidecar
+from tests.runtime.harness import (
+    FakeApp,
+    running_app,
+    running_sidecar,
+    start_sidecar_process,
+    wait_healthy,
+)
 
 
 async def echo(request: Request, body: Any) -> Response:
@@ -133,3 +139,25 @@ async def test_sidecar_record_is_removed_on_stop(tmp_path: Path) -> None:
         record = NameRegistry(config.home).lookup("shortlived")
         assert record is not None and record.http_port == sidecar.http_port
     assert NameRegistry(config.home).lookup("shortlived") is None
+
+
+async def test_app_ids_resolve_across_runtime_processes(tmp_path: Path) -> None:
+    """The callee's sidecar runs as its own ``daca sidecar`` process; the registry finds it."""
+    callee = FakeApp(answer=echo)
+    home, resources = tmp_path / "home", tmp_path / "res"
+    resources.mkdir()
+    async with running_app(callee):
+        port = free_port()
+        process = start_sidecar_process(resources, home, callee.port, port, app_id="callee")
+        try:
+            await wait_healthy(port, process)
+            caller = SidecarConfig(app_id="caller", http_port=0, home=home)
+            async with running_sidecar(caller) as sidecar, httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{sidecar.http_port}/v1.0/invoke/callee/method/hello"
+                response = await client.post(url, json={"from": "another process"})
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+    assert response.status_code == 200
+    assert response.json()["body"] == {"from": "another process"}
+    assert callee.received[-1].headers["dapr-caller-app-id"] == "caller"
