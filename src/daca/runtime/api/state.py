@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +17,21 @@ from daca.runtime.errors import DaprError, ETagInvalidError, ETagMismatchError, 
 from daca.runtime.state.base import Concurrency, DeleteRequest, Operation, SetRequest, StateStore
 
 _CONCURRENCY: dict[str, Concurrency] = {"first-write": "first-write", "last-write": "last-write"}
+
+
+@contextlib.contextmanager
+def store_errors(code: str, context: str) -> Iterator[None]:
+    """A backend error as daprd answers it under ``code``: 409 for an ETag mismatch, 400 for an
+    invalid ETag, 500 for anything else (transactions answer 500 for all, see below)."""
+    try:
+        yield
+    except ETagMismatchError as exc:
+        message = f"{context}: possible etag mismatch. error from state store: {exc}"
+        raise DaprError(409, code, message) from exc
+    except ETagInvalidError as exc:
+        raise DaprError(400, code, f"{context}: invalid etag value: {exc}") from exc
+    except StoreError as exc:
+        raise DaprError(500, code, f"{context}: {exc}") from exc
 
 
 def _store(request: Request) -> tuple[RuntimeContext, str, StateStore]:
@@ -74,37 +90,16 @@ async def save_state(request: Request) -> Response:
         raise malformed("failed deserializing HTTP body: expected an array of state items")
     prefix, metadata = ctx.components.state_prefix(name), request_metadata(request)
     requests = [_set_request(item, prefix, metadata) for item in items]
-    try:
+    with store_errors("ERR_STATE_SAVE", f"failed saving state in state store {name}"):
         await asyncio.gather(*(store.set(req) for req in requests))
-    except ETagMismatchError as exc:
-        raise DaprError(
-            409,
-            "ERR_STATE_SAVE",
-            f"failed saving state in state store {name}: "
-            f"possible etag mismatch. error from state store: {exc}",
-        ) from exc
-    except ETagInvalidError as exc:
-        raise DaprError(
-            400,
-            "ERR_STATE_SAVE",
-            f"failed saving state in state store {name}: invalid etag value: {exc}",
-        ) from exc
-    except StoreError as exc:
-        raise DaprError(
-            500, "ERR_STATE_SAVE", f"failed saving state in state store {name}: {exc}"
-        ) from exc
     return Response(status_code=204)
 
 
 async def get_state(request: Request) -> Response:
     ctx, name, store = _store(request)
     key = _check_key(request.path_params["key"])
-    try:
+    with store_errors("ERR_STATE_GET", f"fail to get {key} from state store {name}"):
         item = await store.get(ctx.components.state_prefix(name) + key)
-    except StoreError as exc:
-        raise DaprError(
-            500, "ERR_STATE_GET", f"fail to get {key} from state store {name}: {exc}"
-        ) from exc
     if item is None:
         return Response(status_code=204)
     headers = {"ETag": item.etag, **{f"metadata.{k}": v for k, v in item.metadata.items()}}
@@ -118,12 +113,9 @@ async def bulk_get_state(request: Request) -> Response:
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise malformed("failed deserializing HTTP body: 'keys' must be an array of strings")
     prefix = ctx.components.state_prefix(name)
-    try:
-        items = await store.bulk_get([prefix + _check_key(key) for key in keys])
-    except StoreError as exc:
-        raise DaprError(
-            500, "ERR_STATE_BULK_GET", f"failed getting state in bulk from {name}: {exc}"
-        ) from exc
+    stored_keys = [prefix + _check_key(key) for key in keys]
+    with store_errors("ERR_STATE_BULK_GET", f"failed getting state in bulk from {name}"):
+        items = await store.bulk_get(stored_keys)
     return JSONResponse([_bulk_entry(key, item) for key, item in zip(keys, items, strict=True)])
 
 
@@ -142,20 +134,8 @@ async def delete_state(request: Request) -> Response:
     etag = request.headers.get("if-match")
     concurrency = _CONCURRENCY.get(request.query_params.get("concurrency", ""))
     delete = DeleteRequest(ctx.components.state_prefix(name) + key, etag, concurrency)
-    try:
+    with store_errors("ERR_STATE_DELETE", f"failed deleting state with key {key}"):
         await store.delete(delete)
-    except ETagMismatchError as exc:
-        raise DaprError(
-            409, "ERR_STATE_DELETE", f"failed deleting state with key {key}: {exc}"
-        ) from exc
-    except ETagInvalidError as exc:
-        raise DaprError(
-            400, "ERR_STATE_DELETE", f"failed deleting state with key {key}: {exc}"
-        ) from exc
-    except StoreError as exc:
-        raise DaprError(
-            500, "ERR_STATE_DELETE", f"failed deleting state with key {key}: {exc}"
-        ) from exc
     return Response(status_code=204)
 
 
