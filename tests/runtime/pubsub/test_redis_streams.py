@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from daca.runtime.errors import ComponentError, StoreError
 from daca.runtime.pubsub.base import Message
-from daca.runtime.pubsub.redis import RedisPubSub, RedisPubSubSettings
+from daca.runtime.pubsub.redis import RedisPubSub
+from daca.runtime.pubsub.redis_settings import RedisPubSubSettings
 from daca.runtime.redis_server import BundledRedis, free_port, split_host_port
 from daca.runtime.resources import ComponentSpec
 
