@@ -16,6 +16,7 @@ from daca.chat.settings import ChatSettings
 from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app as create_memory_app
 from daca.memory.settings import MemorySettings
+from daca.memory.summarizer import SummaryWriter
 from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port
 from daca.runtime.sidecar import Sidecar
@@ -45,11 +46,18 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def run_system(tmp_path: Path, redis_address: str) -> AsyncIterator[System]:
+async def run_system(
+    tmp_path: Path, redis_address: str, *, summary_writer: SummaryWriter | None = None
+) -> AsyncIterator[System]:
+    """Both services and their sidecars; the summary writer defaults to the offline model."""
     resources = copy_components(tmp_path / "components", redis_address)
     memory_dapr, chat_dapr, home = free_port(), free_port(), tmp_path / "home"
     memory_settings = MemorySettings(
-        DAPR_HTTP_PORT=memory_dapr, SUMMARY_DEBOUNCE_SECONDS=0.2, SUMMARY_MAX_DELAY_SECONDS=1.0
+        DAPR_HTTP_PORT=memory_dapr,
+        SUMMARY_DEBOUNCE_SECONDS=0.2,
+        SUMMARY_MAX_DELAY_SECONDS=1.0,
+        SUMMARY_RETRY_BASE_SECONDS=0.1,
+        SUMMARY_RETRY_MAX_SECONDS=0.5,
     )
     chat_settings = ChatSettings(
         dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr),
@@ -57,7 +65,7 @@ async def run_system(tmp_path: Path, redis_address: str) -> AsyncIterator[System
         publish_backoff_max_seconds=0.2,
     )
     async with (
-        serve(create_memory_app(memory_settings)) as memory_port,
+        serve(create_memory_app(memory_settings, summary_writer=summary_writer)) as memory_port,
         serve(create_chat_app(chat_settings)) as chat_port,
     ):
         memory_cfg = SidecarConfig(
