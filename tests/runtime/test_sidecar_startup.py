@@ -70,3 +70,11 @@ async def test_bundled_redis_starts_where_nothing_listens_and_stops_with_the_sid
     assert (saved.status_code, read.json()) == (204, "v")
     assert (tmp_path / "home" / "redis" / str(port) / "appendonly.aof").exists()  # durable
     assert not is_listening("127.0.0.1", port)
+
+
+async def test_a_busy_port_is_named_with_a_hint(tmp_path: Path) -> None:
+    write(tmp_path, component_yaml("statestore", "state.in-memory", {}))
+    async with running_sidecar(config(tmp_path)) as first:
+        busy = SidecarConfig(app_id="second", http_port=first.http_port, home=tmp_path / "home")
+        with pytest.raises(OSError, match=rf"127\.0\.0\.1:{first.http_port}.*daca list"):
+            await Sidecar(busy).start()

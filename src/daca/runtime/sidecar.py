@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -50,9 +51,15 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        hint = (
+            " (is it already running? `daca list` shows what runs)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        message = f"the sidecar cannot listen on {host}:{port}: {exc.strerror}{hint}"
+        raise OSError(exc.errno, message) from exc
     sock.listen(1024)
     sock.setblocking(False)
     return sock
