@@ -169,13 +169,13 @@ class _Parser:
     def _or(self) -> Evaluator:
         left = self._and()
         while self._take("||"):
-            left = _either(left, self._and())
+            left = _logical(left, self._and(), absorbing=True)
         return left
 
     def _and(self) -> Evaluator:
         left = self._equality()
         while self._take("&&"):
-            left = _both(left, self._equality())
+            left = _logical(left, self._equality(), absorbing=False)
         return left
 
     def _equality(self) -> Evaluator:
@@ -288,27 +288,17 @@ def _negation(operand: Evaluator) -> Evaluator:
     return run
 
 
-def _either(left: Evaluator, right: Evaluator) -> Evaluator:
+def _logical(left: Evaluator, right: Evaluator, *, absorbing: bool) -> Evaluator:
+    """``||`` (``absorbing=True``) or ``&&`` (``absorbing=False``) with CEL's error rules: the
+    absorbing value decides the result even when the other side is an error."""
+
     def run(event: Mapping[str, Any]) -> object:
         a = left(event)
-        if a is True:
-            return True
+        if a is absorbing:
+            return absorbing
         b = right(event)
-        if b is True:
-            return True
-        return False if (a is False and b is False) else ERROR
-
-    return run
-
-
-def _both(left: Evaluator, right: Evaluator) -> Evaluator:
-    def run(event: Mapping[str, Any]) -> object:
-        a = left(event)
-        if a is False:
-            return False
-        b = right(event)
-        if b is False:
-            return False
-        return True if (a is True and b is True) else ERROR
+        if b is absorbing:
+            return absorbing
+        return (not absorbing) if (a is (not absorbing) and b is (not absorbing)) else ERROR
 
     return run
