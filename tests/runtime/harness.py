@@ -24,7 +24,7 @@ from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port
 from daca.runtime.sidecar import Sidecar
 
-#: Backends under test: name -> (state component type + metadata, pubsub type + metadata).
+#: Backends under test; ``write_components`` turns a name into state and pub/sub components.
 BACKENDS = ("memory", "sqlite", "redis")
 
 

@@ -36,7 +36,7 @@ from daca.runtime.cloudevents import (
 )
 from daca.runtime.pubsub.base import Message, PubSub
 from daca.runtime.resiliency import retry_delays
-from daca.runtime.resources import RetryPolicy, SubscriptionSpec
+from daca.runtime.resources import RetryPolicy, RouteRule, SubscriptionSpec
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +218,6 @@ def parse_programmatic(entries: object) -> list[SubscriptionSpec]:
 
 
 def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
-    from daca.runtime.resources import RouteRule
-
     if not isinstance(entry, dict) or not entry.get("pubsubname") or not entry.get("topic"):
         logger.warning("GET /dapr/subscribe entry without pubsubname/topic skipped: %r", entry)
         return None

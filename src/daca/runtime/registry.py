@@ -121,14 +121,14 @@ class Components:
 
     async def close(self) -> None:
         for pubsub in self.pubsubs.values():
-            await _close_quietly(pubsub.close, pubsub)
+            await _close_quietly(pubsub)
         for store in self.state_stores.values():
-            await _close_quietly(store.close, store)
+            await _close_quietly(store)
 
 
-async def _close_quietly(close: Callable[[], object], backend: object) -> None:
+async def _close_quietly(backend: StateStore | PubSub) -> None:
     try:
-        await close()  # type: ignore[misc]
+        await backend.close()
     except Exception:
         logger.exception("closing %s failed", type(backend).__name__)
 
