@@ -106,6 +106,13 @@ class BundledRedis:
             process.kill()
             process.wait()
 
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would; for failure tests."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     async def astart(self) -> None:
         await asyncio.to_thread(self.start)
 
