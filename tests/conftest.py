@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from daca.realdapr.daprd import LoopbackNetwork
 from daca.runtime.redis_server import BundledRedis, free_port
+from tests.engines import (
+    APP_IDS,
+    ENGINES,
+    DacaEngine,
+    DaprdEngine,
+    Engine,
+    daprd_version,
+    find_daprd,
+)
 
 _CLEARED_PREFIXES = ("DAPR_", "APP_", "LLM_", "GEMINI_", "OPENAI_", "DACA_")
 
@@ -40,3 +50,63 @@ def redis_url(redis_server: BundledRedis) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.address
+
+
+# --- the daprd layer -----------------------------------------------------------------------------
+
+_DAPRD_KEY = pytest.StashKey[Path | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_DAPRD_KEY] = find_daprd()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    binary = config.stash.get(_DAPRD_KEY, None)
+    if binary is not None:
+        return f"daprd: {binary} ({daprd_version(binary)})"
+    return _DAPRD_MISSING
+
+
+_DAPRD_MISSING = (
+    "daprd: NOT FOUND - every test marked `daprd` is SKIPPED. Build it with "
+    "`.venv/bin/daca dapr install` (needs Go >= 1.26; `bash scripts/test` does it when Go is "
+    "installed) or point DACA_DAPRD at a daprd binary."
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash.get(_DAPRD_KEY, None) is not None:
+        return
+    if os.environ.get("DACA_REQUIRE_DAPRD"):
+        raise pytest.UsageError(_DAPRD_MISSING.replace("SKIPPED", "required (DACA_REQUIRE_DAPRD)"))
+    skip = pytest.mark.skip(reason="daprd not built (see the report header)")
+    for item in items:
+        if "daprd" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def daprd_binary(request: pytest.FixtureRequest) -> Path:
+    binary = request.config.stash.get(_DAPRD_KEY, None)
+    if binary is None:
+        pytest.skip("daprd not built")
+    return binary
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "daprd":
+        request.applymarker(pytest.mark.daprd)
+    return name
+
+
+@pytest.fixture
+def engine(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """The engine this run of the test uses for its sidecars (see ``tests/engines``)."""
+    if engine_name == "daca":
+        return DacaEngine()
+    binary: Path = request.getfixturevalue("daprd_binary")
+    network = LoopbackNetwork(tmp_path / "daprd-network", APP_IDS)
+    return DaprdEngine(binary, network, tmp_path / "daprd-logs")

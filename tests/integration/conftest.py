@@ -1,4 +1,7 @@
-"""Both services on the daca runtime over a real Redis, with the repository's component files."""
+"""Both services over a real Redis with the repository's component files, on either engine.
+
+Every test that takes ``system`` runs twice: on daca sidecars and on real daprd sidecars.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
 from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port
-from daca.runtime.sidecar import Sidecar
-from tests.runtime.harness import running_sidecar, serve
+from tests.engines import Engine, SidecarHandle
+from tests.runtime.harness import serve
 
 pytestmark = pytest.mark.redis
 
@@ -36,23 +39,50 @@ def copy_components(target: Path, redis_address: str) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """``DAPR_API_TOKEN`` (app -> sidecar) and ``APP_API_TOKEN`` (sidecar -> app) for both apps."""
+
+    dapr_api_token: str = "dapr-secret"
+    app_api_token: str = "app-secret"
+
+
 @dataclass
 class System:
+    engine: Engine
     chat: httpx.AsyncClient
     memory: httpx.AsyncClient
-    chat_sidecar: Sidecar
-    memory_sidecar: Sidecar
-    chat_sidecar_config: SidecarConfig
+    chat_sidecar: SidecarHandle
+    memory_sidecar: SidecarHandle
+    tokens: Tokens | None = None
+
+    @property
+    def sidecar_headers(self) -> dict[str, str]:
+        """Headers for calling a sidecar directly (the API token when one is set)."""
+        return {"dapr-api-token": self.tokens.dapr_api_token} if self.tokens else {}
 
 
 @contextlib.asynccontextmanager
 async def run_system(
-    tmp_path: Path, redis_address: str, *, summary_writer: SummaryWriter | None = None
+    tmp_path: Path,
+    redis_address: str,
+    engine: Engine,
+    *,
+    summary_writer: SummaryWriter | None = None,
+    tokens: Tokens | None = None,
 ) -> AsyncIterator[System]:
     """Both services and their sidecars; the summary writer defaults to the offline model."""
     resources = copy_components(tmp_path / "components", redis_address)
     memory_dapr, chat_dapr, home = free_port(), free_port(), tmp_path / "home"
+    token_env = (
+        {"DAPR_API_TOKEN": tokens.dapr_api_token, "APP_API_TOKEN": tokens.app_api_token}
+        if tokens
+        else {}
+    )
+    # What the memory app's own sidecar sends it; the tests call the app as its sidecar would.
+    app_headers = {"dapr-api-token": tokens.app_api_token} if tokens else {}
     memory_settings = MemorySettings(
+        **token_env,
         DAPR_HTTP_PORT=memory_dapr,
         SUMMARY_DEBOUNCE_SECONDS=0.2,
         SUMMARY_MAX_DELAY_SECONDS=1.0,
@@ -60,7 +90,7 @@ async def run_system(
         SUMMARY_RETRY_MAX_SECONDS=0.5,
     )
     chat_settings = ChatSettings(
-        dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr),
+        dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr, **token_env),
         publish_backoff_initial_seconds=0.05,
         publish_backoff_max_seconds=0.2,
     )
@@ -75,6 +105,8 @@ async def run_system(
             resources_paths=(resources,),
             home=home,
             bundle_redis=False,
+            api_token=tokens.dapr_api_token if tokens else None,
+            app_api_token=tokens.app_api_token if tokens else None,
         )
         chat_cfg = SidecarConfig(
             app_id="chat-service",
@@ -83,17 +115,22 @@ async def run_system(
             resources_paths=(resources,),
             home=home,
             bundle_redis=False,
+            api_token=tokens.dapr_api_token if tokens else None,
+            app_api_token=tokens.app_api_token if tokens else None,
         )
         async with (
-            running_sidecar(memory_cfg) as memory_sidecar,
-            running_sidecar(chat_cfg) as chat_sidecar,
+            engine.sidecar(memory_cfg) as memory_sidecar,
+            engine.sidecar(chat_cfg) as chat_sidecar,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{chat_port}", timeout=30) as chat,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{memory_port}", timeout=30) as memory,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{memory_port}", timeout=30, headers=app_headers
+            ) as memory,
         ):
-            yield System(chat, memory, chat_sidecar, memory_sidecar, chat_cfg)
+            yield System(engine, chat, memory, chat_sidecar, memory_sidecar, tokens)
 
 
 @pytest_asyncio.fixture
-async def system(tmp_path: Path, redis_url: str) -> AsyncIterator[System]:
-    async with run_system(tmp_path, redis_url) as running:
+async def system(tmp_path: Path, redis_url: str, engine: Engine) -> AsyncIterator[System]:
+    """The system on ``engine`` (both engines, one run each)."""
+    async with run_system(tmp_path, redis_url, engine) as running:
         yield running

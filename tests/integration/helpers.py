@@ -44,6 +44,6 @@ def turn_event(session: str, n: int, turn_id: str | None = None) -> dict[str, An
 
 async def publish(system: System, event: dict[str, Any]) -> None:
     url = f"http://127.0.0.1:{system.chat_sidecar.http_port}/v1.0/publish/pubsub/conversations"
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=system.sidecar_headers) as client:
         answer = await client.post(url, json=event)
     assert answer.status_code == 204, answer.text

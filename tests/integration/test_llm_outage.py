@@ -13,6 +13,7 @@ import pytest
 
 from daca.llm.settings import LLMSettings
 from daca.llm.summary import LLMSummaryWriter
+from tests.engines import DacaEngine
 from tests.fakes.openai_server import FakeOpenAIServer, FakeReply, error_reply, text_reply
 from tests.integration.conftest import run_system
 from tests.integration.helpers import eventually, history, publish, turn_event
@@ -29,7 +30,7 @@ async def test_failing_then_hanging_llm_loses_no_turn(tmp_path: Path, redis_url:
     with llm:
         settings = settings.model_copy(update={"llm_base_url": llm.base_url})
         writer = LLMSummaryWriter.from_settings(settings, timeout=0.5)
-        async with run_system(tmp_path, redis_url, summary_writer=writer) as system:
+        async with run_system(tmp_path, redis_url, DacaEngine(), summary_writer=writer) as system:
             session = f"outage-{uuid.uuid4().hex[:6]}"
             for n in range(3):
                 await publish(system, turn_event(session, n))

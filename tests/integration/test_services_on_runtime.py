@@ -1,4 +1,8 @@
-"""The tutorial's system on the daca runtime: chat, memory, pub/sub and state over real Redis."""
+"""The tutorial's system: chat, memory, pub/sub and state over real Redis, on daca and on daprd.
+
+Each test runs once per engine (the ``system`` fixture), so the services are checked on real
+daprd exactly as on the daca runtime.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import System, run_system
+from tests.engines import Engine
+from tests.integration.conftest import System, Tokens, run_system
 from tests.integration.helpers import eventually, history, publish, turn_event
-from tests.runtime.harness import running_sidecar
 
 pytestmark = pytest.mark.redis
 
@@ -24,7 +28,8 @@ async def chat(system: System, user: str, text: str, session: str | None = None)
     return reply
 
 
-async def test_tutorial_walkthrough(system: System) -> None:
+async def walkthrough(system: System) -> None:
+    """The tutorial's session: initialise, three chats, history, summary, recall elsewhere."""
     init = await system.memory.post(
         "/memories/junaid/initialize",
         json={
@@ -34,19 +39,55 @@ async def test_tutorial_walkthrough(system: System) -> None:
         },
     )
     assert init.status_code == 200
-    await chat(system, "junaid", "I am planning to go to SF tomorrow.", "s1")
+    await chat(system, "junaid", "I need to schedule a coding session.", "s1")
     await chat(system, "junaid", "What time is it?", "s1")
-    entries = await eventually(lambda: _has(system, "s1", 4))
-    assert [e["role"] for e in entries] == ["user", "assistant"] * 2
+    await chat(system, "junaid", "I am planning to go to SF tomorrow.", "s1")
+    entries = await eventually(lambda: _has(system, "s1", 6))
+    assert len(entries) == 6
+    assert [e["role"] for e in entries] == ["user", "assistant"] * 3
+    assert entries[4]["content"] == "I am planning to go to SF tomorrow."
 
-    async def summary_changed() -> bool:
+    async def summary_rewritten() -> bool:
         memory = (await system.memory.get("/memories/junaid")).json()
-        return "SF" in (memory["user_summary"] or "")
+        summary = memory["user_summary"] or ""
+        return "SF" in summary and summary != "Junaid is a new user."
 
-    await eventually(summary_changed)
+    await eventually(summary_rewritten)
+    # A new session: the chat service reads the memory through service invocation.
     reply = await chat(system, "junaid", "Where was I planning to go tomorrow?", "s2")
     assert "SF" in reply["reply"]
     assert reply["metadata"]["session_id"] == "s2"
+    assert len(await eventually(lambda: _has(system, "s2", 2))) == 2
+    assert len(await history(system, "s1")) == 6  # the other session is untouched
+
+
+async def test_tutorial_walkthrough(system: System) -> None:
+    await walkthrough(system)
+
+
+async def test_walkthrough_with_api_tokens(tmp_path: Any, redis_url: str, engine: Engine) -> None:
+    """DAPR_API_TOKEN and APP_API_TOKEN on both sidecars and both apps."""
+    async with run_system(tmp_path, redis_url, engine, tokens=Tokens()) as system:
+        await walkthrough(system)
+        # The memory service refuses calls that do not carry the sidecar's APP_API_TOKEN.
+        unauthenticated = await system.memory.get(
+            "/memories/junaid", headers={"dapr-api-token": "wrong"}
+        )
+        assert unauthenticated.status_code == 401
+
+
+async def test_user_registered_is_stored(system: System) -> None:
+    answer = await system.chat.post(
+        "/users", json={"user_id": "amna", "name": "Amna", "preferred_style": "formal"}
+    )
+    assert answer.status_code == 202, answer.text
+
+    async def registered() -> dict[str, Any] | None:
+        memory: dict[str, Any] = (await system.memory.get("/memories/amna")).json()
+        return memory if memory["name"] == "Amna" else None
+
+    memory = await eventually(registered)
+    assert memory["preferred_style"] == "formal"
 
 
 async def _has(system: System, session: str, count: int) -> list[dict[str, Any]] | None:
@@ -93,13 +134,15 @@ async def test_chat_sidecar_stopped_during_publish_loses_no_turn(system: System)
     await system.chat_sidecar.stop()
     reply = await chat(system, "u2", "I like green tea.", "offline-sidecar")
     assert reply["reply"]  # the user still gets an answer while the sidecar is down
-    async with running_sidecar(system.chat_sidecar_config):
-        entries = await eventually(lambda: _has(system, "offline-sidecar", 2), timeout=30)
+    await system.engine.restart(system.chat_sidecar)
+    entries = await eventually(lambda: _has(system, "offline-sidecar", 2), timeout=30)
     assert entries[0]["content"] == "I like green tea."
 
 
-async def test_memory_down_chat_still_answers(tmp_path: Any, redis_url: str) -> None:
-    async with run_system(tmp_path, redis_url) as system:
+async def test_memory_down_chat_still_answers(
+    tmp_path: Any, redis_url: str, engine: Engine
+) -> None:
+    async with run_system(tmp_path, redis_url, engine) as system:
         await system.memory_sidecar.stop()
         reply = await chat(system, "u3", "Hello there")
     assert reply["user_id"] == "u3"

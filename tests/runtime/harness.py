@@ -75,17 +75,26 @@ class Received:
 
 @dataclass
 class FakeApp:
-    """An app on a free port: serves ``/dapr/subscribe``, records every other request."""
+    """An app on a free port: serves ``/dapr/subscribe``, records every other request.
+
+    ``GET /dapr/config`` (daprd asks every app for its actor configuration at start-up; the daca
+    runtime does not) answers 404, "no actors", and is counted in ``config_requests`` only.
+    """
 
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     answer: Answer = _success
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    config_requests: int = 0
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def asgi(self) -> Starlette:
         async def subscribe(request: Request) -> Response:
             return JSONResponse(self.subscriptions)
+
+        async def actor_config(request: Request) -> Response:
+            self.config_requests += 1
+            return Response(status_code=404)
 
         async def anything(request: Request) -> Response:
             raw = await request.body()
@@ -102,6 +111,7 @@ class FakeApp:
         return Starlette(
             routes=[
                 Route("/dapr/subscribe", subscribe),
+                Route("/dapr/config", actor_config),
                 Route("/{path:path}", anything, methods=methods),
             ]
         )

@@ -1,4 +1,5 @@
-"""The ``daca`` command line, modelled on the Dapr CLI: ``sidecar``, ``run``, ``list``, ``up``.
+"""The ``daca`` command line, modelled on the Dapr CLI: ``sidecar``, ``run``, ``list``, ``up``,
+and ``dapr install`` (real daprd and the Dapr CLI, built from source).
 
 Thin by design: commands turn flags into ``SidecarConfig``/``AppLaunch`` values and hand them to
 ``daca.runtime.supervisor.Supervisor``. Tests pass a ``CliContext`` as click's ``obj`` to supply a
@@ -25,6 +26,7 @@ from daca.cli.output import (
     records_table,
     up_summary,
 )
+from daca.realdapr.build import CLI_VERSION, DAPRD_VERSION, DaprBuilder, DaprBuildError
 from daca.runtime.config import SidecarConfig, daca_home
 from daca.runtime.nameregistry import NameRegistry
 from daca.runtime.runfile import DEFAULT_FILE_NAME, RunFile, RunFileError, load_run_file
@@ -224,6 +226,31 @@ def up(run_file: Path | None) -> None:
     for line in up_summary(loaded, llm_provider()):
         click.echo(line)
     _supervise([AppLaunch.from_spec(app) for app in loaded.apps])
+
+
+@cli.group()
+def dapr() -> None:
+    """Real Dapr: daprd and the Dapr CLI, built from their Go modules into a cache."""
+
+
+@dapr.command()
+@click.option("--version", "daprd_version", default=DAPRD_VERSION, show_default=True)
+@click.option("--cli-version", default=CLI_VERSION, show_default=True)
+@click.option("--no-cli", is_flag=True, help="Build daprd only.")
+def install(daprd_version: str, cli_version: str, no_cli: bool) -> None:
+    """Build daprd (and the Dapr CLI) once per version; print where they are.
+
+    Needs Go >= 1.26 and the Go module proxy. A cold build takes several minutes; later runs
+    reuse the cached binaries at once.
+    """
+    try:
+        built = DaprBuilder().provide(daprd_version, None if no_cli else cli_version)
+    except DaprBuildError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"daprd {built.daprd_version}: {built.daprd}")
+    if built.cli is not None:
+        click.echo(f"dapr CLI {built.cli_version}: {built.cli}")
+        click.echo(f"  use it with DAPR_RUNTIME_PATH={built.runtime_path}")
 
 
 def llm_provider() -> str | None:

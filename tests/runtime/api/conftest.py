@@ -10,7 +10,8 @@ import pytest
 import pytest_asyncio
 
 from daca.runtime.config import SidecarConfig
-from tests.runtime.harness import BACKENDS, running_sidecar, write_components
+from tests.engines import Engine
+from tests.runtime.harness import BACKENDS, write_components
 
 
 @pytest.fixture(params=BACKENDS)
@@ -28,8 +29,8 @@ def resources(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> P
 
 
 @pytest_asyncio.fixture
-async def dapr(resources: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for a sidecar (app-id ``myapp``, no app) over ``resources``."""
+async def dapr(engine: Engine, resources: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for a sidecar (app-id ``myapp``, no app) over ``resources``, per engine."""
     config = SidecarConfig(
         app_id="myapp",
         http_port=0,
@@ -37,7 +38,7 @@ async def dapr(resources: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClie
         home=tmp_path / "home",
         bundle_redis=False,
     )
-    async with running_sidecar(config) as sidecar:
+    async with engine.sidecar(config) as sidecar:
         base = f"http://127.0.0.1:{sidecar.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             yield client

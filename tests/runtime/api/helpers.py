@@ -15,8 +15,8 @@ import redis.asyncio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daca.runtime.config import SidecarConfig
-from daca.runtime.sidecar import Sidecar
-from tests.runtime.harness import FakeApp, running_app, running_sidecar
+from tests.engines import Engine, SidecarHandle
+from tests.runtime.harness import FakeApp, running_app
 
 JSON = "application/json"
 
@@ -83,19 +83,19 @@ def sidecar_config(
     )
 
 
-def client_for(sidecar: Sidecar, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+def client_for(sidecar: SidecarHandle, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     base = f"http://127.0.0.1:{sidecar.http_port}"
     return httpx.AsyncClient(base_url=base, timeout=10, headers=headers)
 
 
 @contextlib.asynccontextmanager
 async def two_sidecars(
-    first: SidecarConfig, second: SidecarConfig
+    engine: Engine, first: SidecarConfig, second: SidecarConfig
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Two sidecars at once; yields a client for each."""
+    """Two sidecars at once on ``engine``; yields a client for each."""
     async with (
-        running_sidecar(first) as one,
-        running_sidecar(second) as two,
+        engine.sidecar(first) as one,
+        engine.sidecar(second) as two,
         client_for(one) as a,
         client_for(two) as b,
     ):
@@ -104,6 +104,7 @@ async def two_sidecars(
 
 @contextlib.asynccontextmanager
 async def app_with_sidecar(
+    engine: Engine,
     tmp_path: Path,
     resources: Path,
     subscriptions: list[dict[str, Any]],
@@ -113,12 +114,12 @@ async def app_with_sidecar(
     client_headers: dict[str, str] | None = None,
     **config: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeApp]]:
-    """A FakeApp subscribed to ``subscriptions`` behind a sidecar; yields (client, app)."""
+    """A FakeApp subscribed to ``subscriptions`` behind a sidecar on ``engine``: (client, app)."""
     app = app if app is not None else FakeApp()
     app.subscriptions = subscriptions
     async with running_app(app):
         cfg = sidecar_config(tmp_path, resources, app_id=app_id, app=app, **config)
-        async with running_sidecar(cfg) as sidecar, client_for(sidecar, client_headers) as client:
+        async with engine.sidecar(cfg) as sidecar, client_for(sidecar, client_headers) as client:
             yield client, app
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from daca.runtime.redis_server import free_port
+from tests.engines import Engine
 from tests.runtime.api.helpers import (
     JSON,
     app_with_sidecar,
@@ -15,7 +16,7 @@ from tests.runtime.api.helpers import (
     client_for,
     sidecar_config,
 )
-from tests.runtime.harness import running_sidecar, write_components
+from tests.runtime.harness import write_components
 
 STATE_TYPES = {"memory": "state.in-memory", "sqlite": "state.sqlite", "redis": "state.redis"}
 PUBSUB_TYPES = {"memory": "pubsub.in-memory", "sqlite": "pubsub.in-memory", "redis": "pubsub.redis"}
@@ -59,12 +60,12 @@ async def test_healthz(dapr: httpx.AsyncClient) -> None:
     assert r.content == b""
 
 
-async def test_healthz_before_the_app_answers(tmp_path: Path) -> None:
+async def test_healthz_before_the_app_answers(engine: Engine, tmp_path: Path) -> None:
     """Not ready while the app's subscriptions are unknown; outbound is ready regardless."""
     resources = write_components(tmp_path / "components", "memory")
     silent_port = free_port()  # nothing listens: GET /dapr/subscribe keeps failing
     config = sidecar_config(tmp_path, resources, app_port=silent_port)
-    async with running_sidecar(config, wait_ready=False) as sidecar, client_for(sidecar) as dapr:
+    async with engine.sidecar(config, wait_ready=False) as sidecar, client_for(sidecar) as dapr:
         r = await dapr.get("/v1.0/healthz")
         assert_error(r, 500, "ERR_HEALTH_NOT_READY")
         r = await dapr.get("/v1.0/healthz/outbound")
@@ -110,9 +111,11 @@ def default_rule(rules: list[dict[str, Any]], path: str) -> None:
     assert last.get("match", "") == "", rules
 
 
-async def test_metadata_lists_subscriptions_and_app_port(resources: Path, tmp_path: Path) -> None:
+async def test_metadata_lists_subscriptions_and_app_port(
+    engine: Engine, resources: Path, tmp_path: Path
+) -> None:
     (resources / "subscription.yaml").write_text(DECLARATIVE)
-    async with app_with_sidecar(tmp_path, resources, [PROGRAMMATIC]) as (dapr, app):
+    async with app_with_sidecar(engine, tmp_path, resources, [PROGRAMMATIC]) as (dapr, app):
         document = (await dapr.get("/v1.0/metadata")).json()
     assert document["appConnectionProperties"]["port"] == app.port
     subscriptions = {s["topic"]: s for s in document["subscriptions"]}
@@ -137,9 +140,11 @@ async def test_metadata_lists_subscriptions_and_app_port(resources: Path, tmp_pa
     assert len(prog["rules"]) == 2
 
 
-async def test_programmatic_subscription_with_plain_route(resources: Path, tmp_path: Path) -> None:
+async def test_programmatic_subscription_with_plain_route(
+    engine: Engine, resources: Path, tmp_path: Path
+) -> None:
     entry = {"pubsubname": "pubsub", "topic": "simple", "route": "/simple"}
-    async with app_with_sidecar(tmp_path, resources, [entry]) as (dapr, _):
+    async with app_with_sidecar(engine, tmp_path, resources, [entry]) as (dapr, _):
         document = (await dapr.get("/v1.0/metadata")).json()
     [subscription] = document["subscriptions"]
     assert subscription["type"] == "PROGRAMMATIC"

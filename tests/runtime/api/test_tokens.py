@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from tests.engines import Engine
 from tests.runtime.api.helpers import (
     RecordingApp,
     app_with_sidecar,
     client_for,
     sidecar_config,
 )
-from tests.runtime.harness import running_sidecar, write_components
+from tests.runtime.harness import write_components
 
 TOKEN = "dapr-api-token"
 SUBSCRIPTIONS = [{"pubsubname": "pubsub", "topic": "t", "route": "/t"}]
@@ -43,9 +44,9 @@ def resources(tmp_path: Path) -> Path:
     return write_components(tmp_path / "components", "memory")
 
 
-async def test_api_token_is_required(resources: Path, tmp_path: Path) -> None:
+async def test_api_token_is_required(engine: Engine, resources: Path, tmp_path: Path) -> None:
     config = sidecar_config(tmp_path, resources, api_token="secret")
-    async with running_sidecar(config) as sidecar, client_for(sidecar) as dapr:
+    async with engine.sidecar(config) as sidecar, client_for(sidecar) as dapr:
         for method, path, body, ok in GUARDED:
             for headers in ({}, {TOKEN: "wrong"}, {TOKEN: ""}, {"authorization": "secret"}):
                 r = await dapr.request(method, path, json=body, headers=headers)
@@ -56,9 +57,9 @@ async def test_api_token_is_required(resources: Path, tmp_path: Path) -> None:
             assert r.status_code == ok, (method, path, r.status_code, r.text)
 
 
-async def test_health_endpoints_are_exempt(resources: Path, tmp_path: Path) -> None:
+async def test_health_endpoints_are_exempt(engine: Engine, resources: Path, tmp_path: Path) -> None:
     config = sidecar_config(tmp_path, resources, api_token="secret")
-    async with running_sidecar(config) as sidecar, client_for(sidecar) as dapr:
+    async with engine.sidecar(config) as sidecar, client_for(sidecar) as dapr:
         assert (await dapr.get("/v1.0/healthz")).status_code == 204
         assert (await dapr.get("/v1.0/healthz/outbound")).status_code == 204
         wrong = {TOKEN: "wrong"}
@@ -66,9 +67,12 @@ async def test_health_endpoints_are_exempt(resources: Path, tmp_path: Path) -> N
         assert (await dapr.get("/v1.0/healthz/outbound", headers=wrong)).status_code == 204
 
 
-async def test_app_api_token_is_sent_to_the_app(resources: Path, tmp_path: Path) -> None:
+async def test_app_api_token_is_sent_to_the_app(
+    engine: Engine, resources: Path, tmp_path: Path
+) -> None:
     app = RecordingApp()
     async with app_with_sidecar(
+        engine,
         tmp_path,
         resources,
         SUBSCRIPTIONS,
@@ -100,9 +104,12 @@ async def test_app_api_token_is_sent_to_the_app(resources: Path, tmp_path: Path)
         assert by_header.headers[TOKEN] == "apptoken"
 
 
-async def test_caller_token_is_not_passed_to_the_app(resources: Path, tmp_path: Path) -> None:
+async def test_caller_token_is_not_passed_to_the_app(
+    engine: Engine, resources: Path, tmp_path: Path
+) -> None:
     app = RecordingApp()
     async with app_with_sidecar(
+        engine,
         tmp_path,
         resources,
         SUBSCRIPTIONS,
