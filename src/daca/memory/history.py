@@ -3,10 +3,16 @@
 Appending a turn reads a bounded set of keys (head, marker, pending record, the tail page) and
 writes them in ONE state transaction, so its cost does not grow with the history:
 
-1. ``turn:{sid}:{turn_id}``    the marker, first-write (or its ETag when a stale one exists);
-2. ``session:{sid}:page:{n}``  the tail page, with its ETag (first-write when new);
-3. ``pending:{user_id}``       the user's pending turns for the summarizer, with its ETag;
-4. ``session:{sid}``           the head, with its ETag (first-write when new), written last.
+1. ``turn:{sid}:{turn_id}``    the marker;
+2. ``session:{sid}:page:{n}``  the tail page;
+3. ``pending:{user_id}``       the user's pending turns for the summarizer;
+4. ``session:{sid}``           the head, written last;
+
+every one guarded by the ETag it was read with. A record that does not exist yet (always the
+marker of a new turn; the head, a page or the pending record now and then) is first created
+empty by a first-write save and read again (``statekit.create_missing``): inside a transaction,
+daprd's Redis store does not honour first-write, so creation must not happen there. A new turn
+therefore costs four sidecar calls: read, create the marker, read again, transaction.
 
 The head's ``entry_count`` is the single source of truth: readers ignore page entries beyond
 it, and a marker counts only if the entry it points at (within ``entry_count``) carries its
@@ -34,6 +40,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from daca.contracts.models import ConversationEntry, ConversationHistory, ConversationTurn
 from daca.dapr.client import DaprClient
 from daca.dapr.models import StateEntry, StateOperation
@@ -42,7 +50,7 @@ from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
 from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import guarded_upsert, parse
+from daca.memory.statekit import create_missing, guarded_upsert, parse
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,32 @@ class _Snapshot:
     page: HistoryPage
     marker_entry: StateEntry | None
     pending_entry: StateEntry | None
+
+    def entries(self, user_id: str, turn: ConversationTurn) -> dict[str, StateEntry | None]:
+        """What was read, by key."""
+        sid = turn.session_id
+        return {
+            keys.marker_key(sid, turn.turn_id): self.marker_entry,
+            keys.page_key(sid, self.head.tail_page): self.page_entry,
+            keys.pending_key(user_id): self.pending_entry,
+            keys.head_key(sid): self.head_entry,
+        }
+
+    def empty_records(self, user_id: str, turn: ConversationTurn) -> dict[str, BaseModel]:
+        """The value each record starts with when it is created before a write."""
+        sid = turn.session_id
+        return {
+            keys.marker_key(sid, turn.turn_id): TurnMarker(user_id=user_id),
+            keys.page_key(sid, self.head.tail_page): HistoryPage(),
+            keys.pending_key(user_id): PendingTurns(),
+            keys.head_key(sid): self.head,
+        }
+
+    @property
+    def complete(self) -> bool:
+        """Whether every record the append writes exists (and carries an ETag)."""
+        read = (self.head_entry, self.page_entry, self.marker_entry, self.pending_entry)
+        return all(entry is not None for entry in read)
 
 
 class HistoryStore:
@@ -118,6 +152,13 @@ class HistoryStore:
         snapshot = await self._snapshot(user_id, turn)
         if await self._already_stored(turn, snapshot):
             return False
+        read, empty = snapshot.entries(user_id, turn), snapshot.empty_records(user_id, turn)
+        if await create_missing(self._client, self._store, empty, read):
+            snapshot = await self._snapshot(user_id, turn)
+            if await self._already_stored(turn, snapshot):
+                return False
+            if not snapshot.complete:  # e.g. the head moved on to a page nobody created yet
+                raise ConflictError("records missing after creating them")
         await self._check_stale_tail(snapshot)
         operations = self._operations(user_id, turn, snapshot)
         await self._client.transact_state(self._store, operations)
@@ -141,7 +182,7 @@ class HistoryStore:
         """Whether the marker exists and the entry it points at really holds this turn."""
         marker = parse(TurnMarker, snapshot.marker_entry)
         head = snapshot.head
-        if marker is None or marker.index >= head.entry_count:
+        if marker is None or marker.index is None or marker.index >= head.entry_count:
             return False
         page = snapshot.page
         if head.page_of(marker.index) != head.tail_page:
@@ -169,21 +210,21 @@ class HistoryStore:
     def _operations(
         self, user_id: str, turn: ConversationTurn, snapshot: _Snapshot
     ) -> list[StateOperation]:
-        """The transaction of one append, the head last."""
+        """The transaction of one append, the head last (every record read with its ETag)."""
         head, sid = snapshot.head, turn.session_id
         marker = TurnMarker(user_id=user_id, index=head.entry_count)
         pending = (parse(PendingTurns, snapshot.pending_entry) or PendingTurns()).with_turn(turn)
         new_head = head.model_copy(
             update={"entry_count": head.entry_count + 2, "updated_at": turn.timestamp}
         )
-        return [
-            guarded_upsert(keys.marker_key(sid, turn.turn_id), marker, snapshot.marker_entry),
-            guarded_upsert(
-                keys.page_key(sid, head.tail_page), _next_page(snapshot, turn), snapshot.page_entry
-            ),
-            guarded_upsert(keys.pending_key(user_id), pending, snapshot.pending_entry),
-            guarded_upsert(keys.head_key(sid), new_head, snapshot.head_entry),
+        writes: list[tuple[str, BaseModel]] = [
+            (keys.marker_key(sid, turn.turn_id), marker),
+            (keys.page_key(sid, head.tail_page), _next_page(snapshot, turn)),
+            (keys.pending_key(user_id), pending),
+            (keys.head_key(sid), new_head),
         ]
+        read = snapshot.entries(user_id, turn)
+        return [guarded_upsert(key, value, read[key]) for key, value in writes]
 
 
 def _next_page(snapshot: _Snapshot, turn: ConversationTurn) -> HistoryPage:

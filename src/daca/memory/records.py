@@ -35,10 +35,13 @@ class HistoryPage(BaseModel):
 
 
 class TurnMarker(BaseModel):
-    """Records that a turn was appended, and at which entry index."""
+    """Records that a turn was appended, and at which entry index.
+
+    ``index`` is ``None`` while the marker is only created, before its turn is appended.
+    """
 
     user_id: Identifier
-    index: int = Field(ge=0)
+    index: int | None = Field(default=None, ge=0)
 
 
 class PendingTurns(BaseModel):

@@ -1,7 +1,8 @@
 """Reading the turns a summary must cover, and writing a summary back.
 
 The write-back is one transaction guarded by ETags: the user record (new ``user_summary`` and
-bookkeeping) first, then the pending record without exactly the covered turns. Turns that
+bookkeeping) first, then the pending record without exactly the covered turns (either record is
+created empty first if missing, see ``statekit``). Turns that
 arrived while the summary was being written stay pending. Where a transaction is not atomic
 (daprd on Redis), a failure can leave the summary written but the turns still pending; they
 are then summarised once more, which costs an LLM call but loses nothing.
@@ -16,9 +17,9 @@ from daca.contracts.models import ConversationTurn, UserMetadata, utc_now_iso
 from daca.dapr.client import DaprClient
 from daca.memory import keys
 from daca.memory.records import PendingTurns
-from daca.memory.retry import retry_on_conflict
+from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import guarded_upsert, parse
+from daca.memory.statekit import create_missing, guarded_upsert, parse
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class SummaryStore:
         user_entry, pending_entry = await self._client.bulk_get_state(
             self._store, [user_key, pending_key]
         )
+        read = {user_key: user_entry, pending_key: pending_entry}
+        empty = {user_key: UserMetadata(), pending_key: PendingTurns()}
+        if await create_missing(self._client, self._store, empty, read):
+            raise ConflictError("created the user's records; read them again")
         user = _summarised(parse(UserMetadata, user_entry) or UserMetadata(), summary, covered)
         pending = (parse(PendingTurns, pending_entry) or PendingTurns()).without(covered)
         operations = [
