@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from daca.realdapr.daprd import LoopbackNetwork
 from daca.runtime.redis_server import BundledRedis, free_port
@@ -19,6 +20,11 @@ from tests.engines import (
     daprd_version,
     find_daprd,
 )
+
+# Property tests are deterministic (same examples every run) and not timed: a slow, shared CI
+# machine must not turn them into flakes.
+settings.register_profile("daca", derandomize=True, deadline=None, max_examples=200)
+settings.load_profile("daca")
 
 _CLEARED_PREFIXES = ("DAPR_", "APP_", "LLM_", "GEMINI_", "OPENAI_", "DACA_")
 

@@ -22,15 +22,27 @@ IDS: TypeAdapter[str] = TypeAdapter(Identifier)
 EVENTS: TypeAdapter[Any] = TypeAdapter(ConversationEvent)
 
 
-@pytest.mark.parametrize("value", ["u", "user-1", "é" * 128, "a|b"])
+@pytest.mark.parametrize(
+    "value", ["u", "user-1", "x" * 128, "junaid@example.com", "a.b_c~d+e=f", "0", "S1"]
+)
 def test_valid_identifiers(value: str) -> None:
     assert IDS.validate_python(value) == value
 
 
-@pytest.mark.parametrize("value", ["", "x" * 129, "a||b", "a\nb", "a\x00", "tab\tid"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "x" * 129, "a||b", "a|b", "a:b", "x:page:0", "r/a", "a b", "a?b", "a#b", "a%2F",
+     ".", "..", "-x", "a\nb", "a\x00", "tab\tid", "é"],
+)  # fmt: skip
 def test_invalid_identifiers(value: str) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="letters, digits and"):
         IDS.validate_python(value)
+
+
+def test_identifier_schema_states_the_rule() -> None:
+    schema = IDS.json_schema()
+    assert schema["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._~@+=-]{0,127}$"
+    assert (schema["minLength"], schema["maxLength"]) == (1, 128)
 
 
 def test_tutorial_event_without_turn_id_or_timestamp() -> None:

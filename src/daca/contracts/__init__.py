@@ -7,15 +7,14 @@ from daca.contracts.events import (
     RawCloudEvent,
     UserRegistered,
 )
+from daca.contracts.ids import Identifier, validate_identifier
 from daca.contracts.models import (
     ConversationEntry,
     ConversationHistory,
     ConversationTurn,
-    Identifier,
     Timestamp,
     UserMetadata,
     utc_now_iso,
-    validate_identifier,
 )
 
 __all__ = [

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from daca.contracts.models import Identifier, Timestamp, utc_now_iso
+from daca.contracts.ids import Identifier
+from daca.contracts.models import Timestamp, utc_now_iso
 
 
 class ConversationUpdated(BaseModel):

@@ -1,30 +1,13 @@
-"""Conversation and user models, and the validated identifier type used in state keys.
-
-Identifiers (user, session and turn ids) end up inside Dapr state keys, so they are bounded
-(1..128 characters), must not contain ``||`` (Dapr's key-prefix separator) and must not contain
-control characters.
-"""
+"""Conversation and user models (ids are ``daca.contracts.ids.Identifier``)."""
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-MAX_IDENTIFIER_LENGTH = 128
-
-
-def validate_identifier(value: str) -> str:
-    """Return ``value`` if it is a usable id in a state key, else raise ``ValueError``."""
-    if not 1 <= len(value) <= MAX_IDENTIFIER_LENGTH:
-        raise ValueError(f"must be 1..{MAX_IDENTIFIER_LENGTH} characters long")
-    if "||" in value:
-        raise ValueError("must not contain '||'")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValueError("must not contain control characters")
-    return value
+from daca.contracts.ids import Identifier
 
 
 def validate_timestamp(value: str) -> str:
@@ -40,9 +23,6 @@ def utc_now_iso() -> str:
     """The current UTC time as an ISO 8601 string."""
     return datetime.now(UTC).isoformat()
 
-
-Identifier = Annotated[str, AfterValidator(validate_identifier)]
-"""A user, session or turn id: 1..128 characters, no ``||``, no control characters."""
 
 Timestamp = Annotated[str, AfterValidator(validate_timestamp)]
 """An ISO 8601 date-time kept as text, as the tutorial's wire format does."""

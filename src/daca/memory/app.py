@@ -18,7 +18,7 @@ from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.logsetup import configure_service_logging
 from daca.memory.container import build_services
-from daca.memory.errors import ConcurrencyExhaustedError
+from daca.memory.errors import ConcurrencyExhaustedError, CorruptRecordError
 from daca.memory.routes import conversations, deadletters, memories, root
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
@@ -87,6 +87,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SidecarUnavailableError, _sidecar_unavailable)
     app.add_exception_handler(ConcurrencyExhaustedError, _busy)
     app.add_exception_handler(DaprAPIError, _dapr_error)
+    app.add_exception_handler(CorruptRecordError, _corrupt_record)
 
 
 async def _sidecar_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -99,6 +100,11 @@ async def _sidecar_unavailable(request: Request, exc: Exception) -> JSONResponse
 async def _busy(request: Request, exc: Exception) -> JSONResponse:
     """503: concurrent updates kept conflicting."""
     return JSONResponse({"detail": "too many concurrent updates; try again"}, status_code=503)
+
+
+async def _corrupt_record(request: Request, exc: Exception) -> JSONResponse:
+    """500, saying which stored record is unreadable (and that it was not touched)."""
+    return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
 async def _dapr_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,8 +1,10 @@
 """Handling of the ``conversations`` topic: the typed CloudEvent in, a Dapr status out.
 
 ``SUCCESS`` when the event is stored (or was already), ``DROP`` for a malformed or unknown
-event (it then lands in the dead-letter topic), ``RETRY`` for transient failures: sidecar or
-state store unavailable, ETag conflicts that outlasted the retries, failed transactions.
+event, one that reuses a stored turn's id with other content, or one whose records in the store
+are unreadable (it then lands in the dead-letter topic, and is kept), ``RETRY`` for transient
+failures: sidecar or state store unavailable, ETag conflicts that outlasted the retries, failed
+transactions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel
 from daca.contracts.events import CloudEvent, ConversationUpdated, UserRegistered
 from daca.contracts.models import ConversationTurn
 from daca.dapr.errors import DaprClientError
-from daca.memory.errors import MemoryServiceError
+from daca.memory.errors import PERMANENT, MemoryServiceError
 from daca.memory.history import HistoryStore
 from daca.memory.metrics import Counters
 from daca.memory.summarizer import Summarizer
@@ -73,6 +75,10 @@ class EventHandler:
             return "DROP"
         try:
             await self._apply(envelope)
+        except PERMANENT as exc:
+            self._counters.events_dropped += 1
+            logger.warning("event %s: %s; DROP (dead-lettered, kept)", envelope.id, exc)
+            return "DROP"
         except (DaprClientError, MemoryServiceError) as exc:
             self._counters.events_retried += 1
             logger.warning(

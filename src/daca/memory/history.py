@@ -46,6 +46,7 @@ from daca.contracts.models import ConversationEntry, ConversationHistory, Conver
 from daca.dapr.client import DaprClient
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
+from daca.memory.errors import TurnConflictError
 from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
 from daca.memory.retry import ConflictError, retry_on_conflict
@@ -179,7 +180,10 @@ class HistoryStore:
         return _Snapshot(head_entry, head, page_entry, page, marker_entry, pending_entry)
 
     async def _already_stored(self, turn: ConversationTurn, snapshot: _Snapshot) -> bool:
-        """Whether the marker exists and the entry it points at really holds this turn."""
+        """Whether the marker exists and the entry it points at really holds this turn.
+
+        A stored turn with the same id but other content raises ``TurnConflictError``.
+        """
         marker = parse(TurnMarker, snapshot.marker_entry)
         head = snapshot.head
         if marker is None or marker.index is None or marker.index >= head.entry_count:
@@ -191,7 +195,12 @@ class HistoryStore:
                 parse(HistoryPage, await self._client.get_state(self._store, key)) or HistoryPage()
             )
         slot = (marker.index % head.page_size) // 2
-        return slot < len(page.turn_ids) and page.turn_ids[slot] == turn.turn_id
+        if not (slot < len(page.turn_ids) and page.turn_ids[slot] == turn.turn_id):
+            return False
+        stored = page.entries[2 * slot : 2 * slot + 2]
+        if [entry.content for entry in stored] != [turn.user_message, turn.assistant_reply]:
+            raise TurnConflictError(turn.session_id, turn.turn_id)
+        return True
 
     async def _check_stale_tail(self, snapshot: _Snapshot) -> None:
         """Refuse to truncate a page tail that a concurrent append may just have committed."""

@@ -1,4 +1,4 @@
-"""State keys of the memory service (ids are validated ``Identifier`` values).
+"""State keys of the memory service, built from validated ids (``daca.contracts.ids``).
 
 =============================  ===========================================================
 ``user:{user_id}``             ``UserMetadata`` (the tutorial's shape plus summary bookkeeping)
@@ -8,35 +8,59 @@
 ``turn:{sid}:{turn_id}``       ``TurnMarker``: where a turn was appended (idempotency)
 ``deadletters``                ``DeadLetters``: the most recent dead-lettered CloudEvents
 =============================  ===========================================================
+
+An id never contains ``:``, so ``:`` separates the parts of a key unambiguously: every key
+names exactly one record (``parse_key`` recovers it), and two different records never share a
+key, whatever their ids.
 """
 
 from __future__ import annotations
 
-from daca.contracts.models import validate_identifier
+from daca.contracts.ids import validate_identifier
 
 DEAD_LETTERS_KEY = "deadletters"
+SEPARATOR = ":"
+
+
+def _key(*parts: str) -> str:
+    return SEPARATOR.join(parts)
 
 
 def user_key(user_id: str) -> str:
     """The key of a user's metadata."""
-    return f"user:{validate_identifier(user_id)}"
+    return _key("user", validate_identifier(user_id))
 
 
 def pending_key(user_id: str) -> str:
     """The key of a user's not-yet-summarised turns."""
-    return f"pending:{validate_identifier(user_id)}"
+    return _key("pending", validate_identifier(user_id))
 
 
 def head_key(session_id: str) -> str:
     """The key of a session's head record."""
-    return f"session:{validate_identifier(session_id)}"
+    return _key("session", validate_identifier(session_id))
 
 
 def page_key(session_id: str, page: int) -> str:
     """The key of page ``page`` of a session's history."""
-    return f"session:{validate_identifier(session_id)}:page:{page}"
+    if page < 0:
+        raise ValueError("a page number is not negative")
+    return _key("session", validate_identifier(session_id), "page", str(page))
 
 
 def marker_key(session_id: str, turn_id: str) -> str:
     """The key of the idempotency marker of one turn."""
-    return f"turn:{validate_identifier(session_id)}:{validate_identifier(turn_id)}"
+    return _key("turn", validate_identifier(session_id), validate_identifier(turn_id))
+
+
+def parse_key(key: str) -> tuple[str, ...]:
+    """The record a key names, as ``(kind, *ids)``: the inverse of the functions above."""
+    if key == DEAD_LETTERS_KEY:
+        return (DEAD_LETTERS_KEY,)
+    kind, *parts = key.split(SEPARATOR)
+    shapes = {"user": 1, "pending": 1, "session": 1, "turn": 2}
+    if kind == "session" and len(parts) == 3 and parts[1] == "page" and parts[2].isdigit():
+        return ("page", validate_identifier(parts[0]), parts[2])
+    if shapes.get(kind) != len(parts):
+        raise ValueError(f"not a memory-service key: {key!r}")
+    return (kind, *(validate_identifier(part) for part in parts))

@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from daca.contracts.models import ConversationEntry, ConversationTurn, Identifier
+from daca.contracts.ids import Identifier
+from daca.contracts.models import ConversationEntry, ConversationTurn
 
 
 class SessionHead(BaseModel):

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, ETagMismatchError
 from daca.dapr.models import StateEntry, StateOperation, StateWrite
+from daca.memory.errors import CorruptRecordError
 
 logger = logging.getLogger(__name__)
 
@@ -75,5 +76,14 @@ async def create_missing(
 
 
 def parse(model: type[M], entry: StateEntry | None) -> M | None:
-    """The entry's value as ``model``, or ``None`` for a missing key."""
-    return None if entry is None else model.model_validate(entry.value)
+    """The entry's value as ``model``, or ``None`` for a missing key.
+
+    A value that is not a ``model`` raises ``CorruptRecordError`` naming the key.
+    """
+    if entry is None:
+        return None
+    try:
+        return model.model_validate(entry.value)
+    except (ValidationError, RecursionError):
+        logger.error("stored record %r is not a valid %s", entry.key, model.__name__)
+        raise CorruptRecordError(entry.key, model.__name__) from None

@@ -6,15 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from daca.contracts.models import ConversationHistory, Identifier
+from daca.contracts.ids import Identifier
+from daca.contracts.models import ConversationHistory
 from daca.memory.deps import AppToken, Envelope, Services
 from daca.memory.events import TopicResponse
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[AppToken])
 
-SessionId = Annotated[
-    Identifier, Path(description="1..128 characters, no '||', no control characters")
-]
+SessionId = Annotated[Identifier, Path()]
 
 
 @router.get("/{session_id}", response_model=ConversationHistory)

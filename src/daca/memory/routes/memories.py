@@ -6,14 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from daca.contracts.models import Identifier, UserMetadata
+from daca.contracts.ids import Identifier
+from daca.contracts.models import UserMetadata
 from daca.memory.deps import AppToken, Services
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
 
-UserId = Annotated[
-    Identifier, Path(description="1..128 characters, no '||', no control characters")
-]
+UserId = Annotated[Identifier, Path()]
 
 
 @router.get("/{user_id}", response_model=UserMetadata)
