@@ -92,3 +92,45 @@ async def test_an_unreadable_stored_record_is_a_clear_error_and_left_alone(
         [dead] = await dead_letters(system, 1)
         assert dead["data"]["session_id"] == "broken"
         assert (await client.get(f"{sidecar}/session:broken")).json() == "junk"
+
+
+async def test_oversized_input_is_refused_with_the_limit(system: System) -> None:
+    too_long = await system.memory.post(
+        "/memories/big/initialize", json={"user_summary": "x" * 5_000_000}
+    )
+    assert too_long.status_code == 422
+    [error] = too_long.json()["detail"]
+    assert error["loc"] == ["body", "user_summary"]
+    assert "at most 4000 characters" in error["msg"]
+    for body in ({"summary_turn_count": False}, {"nmae": "typo"}):
+        refused = await system.memory.post("/memories/big/initialize", json=body)
+        assert refused.status_code == 422, body
+        assert refused.json()["detail"][0]["type"] == "extra_forbidden"
+    tags = await system.chat.post(
+        "/chat/", json={"user_id": "big", "text": "hi", "tags": ["t"] * 100_000}
+    )
+    assert tags.status_code == 422
+    assert tags.json()["detail"][0]["loc"] == ["body", "tags"]
+    assert (await system.memory.get("/memories/big")).json()["user_summary"] is None
+
+
+async def test_an_oversized_event_is_dead_lettered_not_stored(system: System) -> None:
+    event = turn_event("huge", 1) | {"user_message": "x" * 100_000}
+    await publish(system, event)
+    [dead] = await dead_letters(system, 1)
+    # Kept in the dead-letter store as its envelope and a bounded preview.
+    assert dead["topic"] == "conversations"
+    assert dead["data"]["truncated"] is True
+    assert len(dead["data"]["preview"]) == 1_000
+    assert (await system.memory.get("/conversations/huge")).json()["total_entries"] == 0
+
+
+async def test_deeply_nested_dead_letter_is_kept_not_a_500(system: System) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    answer = await system.memory.post(
+        "/deadletters", content=nested, headers={"content-type": "application/cloudevents+json"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"status": "SUCCESS"}
+    [dead] = await dead_letters(system, 1)
+    assert dead["data"]["truncated"] is True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from daca.contracts.ids import Identifier
+from daca.contracts.models import MAX_NAME_CHARS
 
 
 def _now() -> datetime:
@@ -27,7 +29,7 @@ class Message(BaseModel):
     user_id: Identifier
     text: str
     metadata: Metadata | None = None
-    tags: list[str] | None = None
+    tags: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
 
 
 class ResponseMetadata(BaseModel):
@@ -49,5 +51,5 @@ class UserRegistration(BaseModel):
     """``POST /users``: register a user's name and preferred style."""
 
     user_id: Identifier
-    name: str | None = Field(default=None, max_length=200)
-    preferred_style: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    preferred_style: str | None = Field(default=None, max_length=MAX_NAME_CHARS)

@@ -13,6 +13,7 @@ from daca.chat.models import Message, Response, ResponseMetadata, UserRegistrati
 from daca.chat.publisher import EventPublisher
 from daca.chat.settings import ChatSettings
 from daca.contracts.events import ConversationUpdated, UserRegistered
+from daca.contracts.models import MAX_REPLY_CHARS
 from daca.llm.prompts import build_chat_instructions
 
 logger = logging.getLogger(__name__)
@@ -69,9 +70,11 @@ class ChatService:
         self, user_id: str, session_id: str, turn_id: str, text: str, reply: str
     ) -> None:
         """Publish the turn (queued for retry if the sidecar refuses)."""
+        if len(reply) > MAX_REPLY_CHARS:
+            logger.warning("turn %s: reply of %d characters stored truncated", turn_id, len(reply))
         event = ConversationUpdated(
             user_id=user_id, session_id=session_id, turn_id=turn_id,
-            user_message=text, assistant_reply=reply,
+            user_message=text, assistant_reply=reply[:MAX_REPLY_CHARS],
         )  # fmt: skip
         topic = self.settings.conversations_topic
         await self.publisher.publish(topic, event, event_id=turn_id)

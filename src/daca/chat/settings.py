@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from daca.contracts.models import MAX_MESSAGE_CHARS
 from daca.dapr.settings import DaprSettings
 from daca.llm.settings import LLMSettings
 
@@ -26,7 +27,7 @@ class ChatSettings(BaseSettings):
     conversations_topic: str = Field(default="conversations", min_length=1)
     users_topic: str = Field(default="conversations", min_length=1)
 
-    max_message_chars: int = Field(default=4000, ge=1)
+    max_message_chars: int = Field(default=4000, ge=1, le=MAX_MESSAGE_CHARS)
     history_limit: int = Field(default=20, ge=0)
     history_token_budget: int = Field(default=1500, ge=0)
     memory_timeout_seconds: float = Field(default=3.0, gt=0)

@@ -7,7 +7,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import Timestamp, utc_now_iso
+from daca.contracts.models import (
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_REPLY_CHARS,
+    Timestamp,
+    utc_now_iso,
+)
 
 
 class ConversationUpdated(BaseModel):
@@ -21,8 +27,8 @@ class ConversationUpdated(BaseModel):
     user_id: Identifier
     session_id: Identifier
     turn_id: Identifier | None = None
-    user_message: str
-    assistant_reply: str
+    user_message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    assistant_reply: str = Field(max_length=MAX_REPLY_CHARS)
     timestamp: Timestamp = Field(default_factory=utc_now_iso)
 
 
@@ -31,8 +37,8 @@ class UserRegistered(BaseModel):
 
     event_type: Literal["UserRegistered"] = "UserRegistered"
     user_id: Identifier
-    name: str | None = None
-    preferred_style: str | None = None
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    preferred_style: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
 
 
 ConversationEvent = Annotated[

@@ -24,6 +24,14 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+#: Size limits of what is stored and later sent to the LLM (every request carrying more is a
+#: 422, every event a DROP to the dead-letter topic).
+MAX_MESSAGE_CHARS = 16_000  # a user message in an event (the chat API's own default is 4000)
+MAX_REPLY_CHARS = 32_000  # an assistant reply in an event
+MAX_SUMMARY_CHARS = 4_000  # user_summary, initialised or written by the LLM
+MAX_NAME_CHARS = 200  # name, preferred_style
+MAX_GOAL_CHARS = 1_000
+
 Timestamp = Annotated[str, AfterValidator(validate_timestamp)]
 """An ISO 8601 date-time kept as text, as the tutorial's wire format does."""
 
@@ -52,6 +60,20 @@ class ConversationHistory(BaseModel):
     session_id: Identifier
     history: list[ConversationEntry] = Field(default_factory=list)
     total_entries: int = Field(default=0, ge=0)
+
+
+class UserProfile(BaseModel):
+    """The profile fields a client may set (``POST /memories/{user_id}/initialize``).
+
+    Unknown fields are refused, so a misspelt field is a clear 422, not silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    preferred_style: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    goal: str | None = Field(default=None, max_length=MAX_GOAL_CHARS)
+    user_summary: str | None = Field(default=None, max_length=MAX_SUMMARY_CHARS)
 
 
 class UserMetadata(BaseModel):

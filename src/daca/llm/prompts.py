@@ -104,11 +104,24 @@ def build_chat_instructions(
     return "\n\n".join(parts)
 
 
+#: How much of each message of a turn goes into the summary prompt: a summary keeps facts, and
+#: one long paste must not make the prompt (and its cost) grow without bound.
+SUMMARY_CHARS_PER_MESSAGE = 2_000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a word boundary, marked with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
 def _turn_lines(turns: Sequence[ConversationTurn]) -> Iterable[str]:
-    """The lines of the new-turns section, oldest turn first."""
+    """The lines of the new-turns section, oldest turn first, each message clipped."""
     for turn in turns:
-        yield f"{USER_LINE}{one_line(turn.user_message)}"
-        yield f"{ASSISTANT_LINE}{one_line(turn.assistant_reply)}"
+        yield f"{USER_LINE}{clip(one_line(turn.user_message), SUMMARY_CHARS_PER_MESSAGE)}"
+        yield f"{ASSISTANT_LINE}{clip(one_line(turn.assistant_reply), SUMMARY_CHARS_PER_MESSAGE)}"
 
 
 def build_summary_input(previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:

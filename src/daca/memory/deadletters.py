@@ -2,11 +2,14 @@
 
 One ``deadletters`` record holds the most recent ``dead_letter_limit`` events, oldest first;
 each append is ETag-guarded and retried on conflict, and an event already kept (same
-CloudEvent id) is not stored twice.
+CloudEvent id) is not stored twice. An event larger than ``MAX_DEAD_LETTER_CHARS`` (as JSON)
+is kept as its envelope attributes and a preview, so one huge event cannot make the record
+(rewritten on every append) huge.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -18,6 +21,23 @@ from daca.memory.settings import MemorySettings
 from daca.memory.statekit import guarded_write, parse
 
 logger = logging.getLogger(__name__)
+
+MAX_DEAD_LETTER_CHARS = 64_000
+PREVIEW_CHARS = 1_000
+ENVELOPE_ATTRIBUTES = ("id", "source", "type", "specversion", "datacontenttype", "topic",
+                       "pubsubname", "time", "traceparent")  # fmt: skip
+
+
+def bounded(event: dict[str, Any]) -> dict[str, Any]:
+    """``event``, or its envelope attributes with a preview of the rest when it is too large."""
+    text = json.dumps(event, ensure_ascii=False)
+    if len(text) <= MAX_DEAD_LETTER_CHARS:
+        return event
+    kept = {key: event[key] for key in ENVELOPE_ATTRIBUTES if isinstance(event.get(key), str)}
+    return {
+        **kept,
+        "data": {"truncated": True, "chars": len(text), "preview": text[:PREVIEW_CHARS]},
+    }
 
 
 class DeadLetterStore:
@@ -47,7 +67,7 @@ class DeadLetterStore:
         record = parse(DeadLetters, entry) or DeadLetters()
         if event.get("id") is not None and any(e.get("id") == event["id"] for e in record.events):
             return False
-        kept = DeadLetters(events=[*record.events, event][-self._limit :])
+        kept = DeadLetters(events=[*record.events, bounded(event)][-self._limit :])
         await self._client.save_state(self._store, [guarded_write(DEAD_LETTERS_KEY, kept, entry)])
         logger.warning("stored dead letter %s (topic %s)", event.get("id"), event.get("topic"))
         return True

@@ -51,7 +51,7 @@ async def read_raw_event(request: Request) -> dict[str, Any]:
     body = await request.body()
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         return {"raw": body.decode(errors="replace")}
     return value if isinstance(value, dict) else {"raw": value}
 

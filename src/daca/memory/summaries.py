@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from daca.contracts.models import ConversationTurn, UserMetadata, utc_now_iso
+from daca.contracts.models import MAX_SUMMARY_CHARS, ConversationTurn, UserMetadata, utc_now_iso
 from daca.dapr.client import DaprClient
+from daca.llm.prompts import clip
 from daca.memory import keys
 from daca.memory.records import PendingTurns
 from daca.memory.retry import ConflictError, retry_on_conflict
@@ -85,7 +86,7 @@ def _summarised(user: UserMetadata, summary: str, covered: list[ConversationTurn
     """``user`` with the new summary and its bookkeeping."""
     return user.model_copy(
         update={
-            "user_summary": summary,
+            "user_summary": clip(summary, MAX_SUMMARY_CHARS),
             "summary_turn_count": user.summary_turn_count + len(covered),
             "summary_last_turn_id": covered[-1].turn_id if covered else user.summary_last_turn_id,
             "summary_updated_at": utc_now_iso(),

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 
 from daca.contracts.events import UserRegistered
-from daca.contracts.models import UserMetadata
+from daca.contracts.models import UserMetadata, UserProfile
 from daca.dapr.client import DaprClient
 from daca.memory import keys
 from daca.memory.records import PendingTurns
@@ -51,7 +51,7 @@ class UserStore:
         has_pending = pending is not None and bool(pending.turns)
         return with_defaults(user_id, parse(UserMetadata, user_entry)), has_pending
 
-    async def initialize(self, user_id: str, profile: UserMetadata) -> UserMetadata:
+    async def initialize(self, user_id: str, profile: UserProfile) -> UserMetadata:
         """Set the profile fields given in ``profile`` (summary bookkeeping is kept); the result."""
         update = {
             name: getattr(profile, name)

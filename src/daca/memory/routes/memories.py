@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import UserMetadata
+from daca.contracts.models import UserMetadata, UserProfile
 from daca.memory.deps import AppToken, Services
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
@@ -26,8 +26,8 @@ async def get_memories(user_id: UserId, services: Services) -> UserMetadata:
 
 @router.post("/{user_id}/initialize")
 async def initialize_memories(
-    user_id: UserId, metadata: UserMetadata, services: Services
+    user_id: UserId, profile: UserProfile, services: Services
 ) -> dict[str, Any]:
     """Set the user's profile fields (summary bookkeeping is kept)."""
-    stored = await services.users.initialize(user_id, metadata)
+    stored = await services.users.initialize(user_id, profile)
     return {"status": "success", "user_id": user_id, "metadata": stored.model_dump(mode="json")}
