@@ -72,14 +72,17 @@ def test_list_shows_registered_apps_as_table_and_json() -> None:
         started_at=time.time() - 125,
         app_command="uvicorn chat:app",
         app_pid=None,
+        peer_token="s3cret-peer-token",
     )
     NameRegistry(daca_home()).register(record)
 
     header, row = invoke(["list"]).output.splitlines()
     assert header.split() == ["APP", "ID", "HTTP", "PORT", "APP", "PORT", "PID", "AGE", "COMMAND"]
     assert row.split() == ["chat", "3500", "8010", str(os.getpid()), "2m", "uvicorn", "chat:app"]
-    (listed,) = json.loads(invoke(["list", "--output", "json"]).output)
+    output = invoke(["list", "--output", "json"]).output
+    (listed,) = json.loads(output)
     assert listed["app_id"] == "chat" and listed["app_port"] == 8010
+    assert "peer_token" not in listed and "s3cret-peer-token" not in output  # never printed
 
 
 def test_list_ignores_records_of_dead_processes() -> None:

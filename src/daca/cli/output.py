@@ -91,8 +91,17 @@ def records_table(records: Sequence[AppRecord], now: float | None = None) -> str
     )
 
 
+#: Record fields never printed: the secret sidecars authenticate each other with.
+SECRET_FIELDS = frozenset({"peer_token"})
+
+
 def records_json(records: Sequence[AppRecord]) -> str:
-    return json.dumps([asdict(record) for record in records], indent=2)
+    """The records as JSON, without their secrets."""
+    public = [
+        {key: value for key, value in asdict(record).items() if key not in SECRET_FIELDS}
+        for record in records
+    ]
+    return json.dumps(public, indent=2)
 
 
 def up_summary(run_file: RunFile, llm_provider: str | None) -> list[str]:
