@@ -1,6 +1,7 @@
 """App commands as child process groups: start, forward output line by line, stop for good.
 
-Each command runs in a new session, so its process group holds it and everything it starts.
+Each command runs in a new session, so its process group holds it and everything it starts,
+and with a parent-death signal (``parentdeath``), so it ends when its supervisor dies.
 Stopping sends SIGTERM to the group, waits for the leader, then SIGKILLs whatever is left and
 waits (briefly) for the group to vanish, so nothing is left behind.
 """
@@ -14,6 +15,8 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from daca.runtime.parentdeath import die_with_parent
 
 LINE_LIMIT = 1024 * 1024  # longest app output line forwarded (bytes)
 GROUP_EXIT_TIMEOUT = 1.0  # seconds for a SIGKILLed group to vanish
@@ -56,6 +59,7 @@ class AppProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent,
             limit=LINE_LIMIT,
         )
         return cls(app_id, process, sinks)

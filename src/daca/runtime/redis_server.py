@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from daca.runtime.parentdeath import die_with_parent
+
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -59,6 +61,12 @@ class BundledRedis:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
+        self._spawn()
+        self._wait_listening(timeout)
+
+    def _spawn(self) -> None:
+        """Start the process. Call it from a long-lived thread: the parent-death signal fires
+        when the *thread* that started the child ends."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_executable(),
@@ -79,7 +87,10 @@ class BundledRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+    def _wait_listening(self, timeout: float) -> None:
+        assert self._process is not None
         deadline = time.monotonic() + timeout
         while not is_listening("127.0.0.1", self.port):
             if self._process.poll() is not None:
@@ -114,7 +125,10 @@ class BundledRedis:
             self._process = None
 
     async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
+        """``start`` without blocking the loop: spawned from the loop's own thread (see
+        ``_spawn``), waited for in a worker thread."""
+        self._spawn()
+        await asyncio.to_thread(self._wait_listening, 10.0)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)

@@ -9,8 +9,14 @@ or metrics endpoint is served. ``PATH`` starts with the directory of this interp
 
 When it stops: on SIGINT/SIGTERM (exit code 0), as soon as an app command exits non-zero (its code;
 a signal death is 128 + signal), or once every app command has exited (0). Apps without a command
-run their sidecar until a signal. Stopping sends SIGTERM to each app's process group, waits up to
-``stop_timeout`` for its leader, SIGKILLs whatever is left of the group, then stops the sidecars.
+run their sidecar until a signal. An app launched with ``restart`` (every app of a run file) that
+exits non-zero is instead started again after a backoff (``RestartPolicy``), and the console says
+so; only a crash loop (``max_quick_failures`` exits in a row, each soon after its start) ends the
+run with the app's code. Every app (and the bundled redis-server) is started with a parent-death
+signal, so if the supervisor itself is killed, even by SIGKILL, its children get SIGTERM.
+
+Stopping sends SIGTERM to each app's process group, waits up to ``stop_timeout`` for its
+leader, SIGKILLs whatever is left of the group, then stops the sidecars.
 A ``ComponentError`` (or ``OSError``, e.g. a port in use) while a sidecar starts, or a command that
 cannot be started, is reported as one line; what was started is stopped and the run ends with 1.
 """
@@ -24,6 +30,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +83,33 @@ class LoggingConsole:
 
 
 @dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a crashed app is restarted: capped exponential backoff, reset by a long enough run."""
+
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    #: A run at least this long (seconds) resets the backoff and the crash-loop count.
+    stable_after: float = 10.0
+    #: This many exits in a row, each within ``stable_after`` of its start, end the run.
+    max_quick_failures: int = 5
+
+    def backoff(self, failures: int) -> float:
+        """The delay before restart number ``failures`` (1-based) of a quick-failure streak."""
+        return min(self.max_backoff, self.initial_backoff * 2.0 ** (failures - 1))
+
+
+@dataclass
+class _Running:
+    """An app command the supervisor watches, and its crash streak."""
+
+    launch: AppLaunch
+    sidecar: SidecarLike
+    app: AppProcess
+    started_at: float
+    quick_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AppLaunch:
     """One app to run: its sidecar, and optionally a command with its directory and extra env."""
 
@@ -86,6 +120,7 @@ class AppLaunch:
     grpc_port: int | None = None  # reported as DAPR_GRPC_PORT; a free port when None
     log_file: Path | None = None  # also write the app's output here
     console_output: bool = True  # forward the app's output to the console
+    restart: bool = False  # start the command again when it exits non-zero (run files)
 
     @classmethod
     def from_spec(cls, spec: AppRunSpec, environ: Mapping[str, str] | None = None) -> AppLaunch:
@@ -110,6 +145,7 @@ class AppLaunch:
             grpc_port=spec.dapr_grpc_port,
             log_file=_log_file(spec) if spec.app_log_destination != "console" else None,
             console_output=spec.app_log_destination != "file",
+            restart=True,
         )
 
 
@@ -147,14 +183,16 @@ class Supervisor:
         console: Console | None = None,
         stop_timeout: float = 10.0,
         handle_signals: bool = True,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self._factory = sidecar_factory or _default_factory()
         self._console: Console = console or LoggingConsole()
         self._stop_timeout = stop_timeout
         self._handle_signals = handle_signals
         self._stop_requested = asyncio.Event()
+        self._restart = restart_policy or RestartPolicy()
         self._sidecars: list[SidecarLike] = []
-        self._apps: list[AppProcess] = []
+        self._apps: list[_Running] = []
         self._logs: list[IO[str]] = []
 
     def request_stop(self) -> None:
@@ -196,6 +234,13 @@ class Supervisor:
         return await self._spawn(launch, sidecar)
 
     async def _spawn(self, launch: AppLaunch, sidecar: SidecarLike) -> bool:
+        app = await self._start_command(launch, sidecar)
+        if app is None:
+            return False
+        self._apps.append(_Running(launch, sidecar, app, time.monotonic()))
+        return True
+
+    async def _start_command(self, launch: AppLaunch, sidecar: SidecarLike) -> AppProcess | None:
         command = list(launch.command or ())
         app_id = launch.config.app_id
         console = self._console.app_output if launch.console_output else None
@@ -209,11 +254,10 @@ class Supervisor:
             )
         except OSError as exc:
             self._console.error(f"app {app_id!r}: cannot start {command[0]!r}: {exc.strerror}")
-            return False
+            return None
         sidecar.set_app_process(app.pid, shlex.join(command))
-        self._apps.append(app)
         self._console.status(f"Started app {app_id!r} (pid {app.pid}): {shlex.join(command)}")
-        return True
+        return app
 
     def _open_log(self, launch: AppLaunch) -> IO[str] | None:
         if launch.log_file is None:
@@ -225,22 +269,52 @@ class Supervisor:
         return handle
 
     async def _wait(self) -> int:
-        """0 on a stop request or once all commands exited; the first non-zero exit code."""
+        """0 on a stop request or once all commands exited; the first non-zero exit code that
+        is not restarted."""
         stop = asyncio.create_task(self._stop_requested.wait())
-        exits = {asyncio.create_task(app.wait()): app for app in self._apps}
+        exits = {asyncio.create_task(running.app.wait()): running for running in self._apps}
         try:
             if not exits:
                 await stop
             while exits and not stop.done():
                 done, _ = await asyncio.wait({stop, *exits}, return_when=asyncio.FIRST_COMPLETED)
                 for task in done & exits.keys():
-                    code = self._report_exit(exits.pop(task).app_id, task.result())
-                    if code != 0:
+                    running = exits.pop(task)
+                    code = self._report_exit(running.launch.config.app_id, task.result())
+                    if code == 0:
+                        continue
+                    if not await self._restarted(running, code):
                         return code
+                    exits[asyncio.create_task(running.app.wait())] = running
             return 0
         finally:
             for task in (stop, *exits):
                 task.cancel()
+
+    async def _restarted(self, running: _Running, code: int) -> bool:
+        """Start a crashed app again after its backoff; ``False`` if it must not be restarted."""
+        app_id, policy = running.launch.config.app_id, self._restart
+        if not running.launch.restart or self._stop_requested.is_set():
+            return False
+        quick = time.monotonic() - running.started_at < policy.stable_after
+        running.quick_failures = running.quick_failures + 1 if quick else 1
+        if running.quick_failures > policy.max_quick_failures:
+            self._console.error(
+                f"app {app_id!r} keeps crashing ({policy.max_quick_failures} quick restarts): "
+                "giving up"
+            )
+            return False
+        delay = policy.backoff(running.quick_failures)
+        self._console.status(f"Restarting app {app_id!r} in {delay:.1f} s (exit code {code})")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+        if self._stop_requested.is_set():
+            return True  # stopping anyway; the loop ends on the stop request
+        app = await self._start_command(running.launch, running.sidecar)
+        if app is None:
+            return False
+        running.app, running.started_at = app, time.monotonic()
+        return True
 
     def _report_exit(self, app_id: str, code: int) -> int:
         if code == 0:
@@ -251,7 +325,7 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         """Stop every app (in parallel), then every sidecar (in reverse), then close logs."""
-        await asyncio.gather(*(app.stop(self._stop_timeout) for app in self._apps))
+        await asyncio.gather(*(running.app.stop(self._stop_timeout) for running in self._apps))
         for sidecar in reversed(self._sidecars):
             await _log_failure(sidecar.stop(), "stopping a sidecar")
         for handle in self._logs:
