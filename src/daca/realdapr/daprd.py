@@ -38,7 +38,7 @@ def loopback_configuration(ports: dict[str, int], name: str = "loopback") -> str
         f'{{{{{"if" if i == 0 else "else if"} eq .ID "{app_id}"}}}}127.0.0.1:{port}'
         for i, (app_id, port) in enumerate(sorted(ports.items()))
     )
-    template = branches + "{{else}}unknown-app-id.invalid:1{{end}}" if ports else "none:1"
+    template = branches + "{{else}}127.0.0.1:1{{end}}" if ports else "127.0.0.1:1"
     return (
         "apiVersion: dapr.io/v1alpha1\nkind: Configuration\n"
         f"metadata:\n  name: {name}\nspec:\n  nameResolution:\n    component: kubernetes\n"
