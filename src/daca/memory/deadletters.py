@@ -14,11 +14,12 @@ import logging
 from typing import Any
 
 from daca.dapr.client import DaprClient
+from daca.dapr.guarded import guarded_write
 from daca.memory.keys import DEAD_LETTERS_KEY
 from daca.memory.records import DeadLetters
 from daca.memory.retry import retry_on_conflict
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import guarded_write, parse
+from daca.memory.statekit import parse
 
 logger = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ from pydantic import BaseModel
 
 from daca.contracts.models import ConversationEntry, ConversationHistory, ConversationTurn
 from daca.dapr.client import DaprClient
+from daca.dapr.guarded import create_missing, guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
 from daca.memory.errors import TurnConflictError
@@ -51,7 +52,7 @@ from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
 from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import create_missing, guarded_upsert, parse
+from daca.memory.statekit import parse
 
 logger = logging.getLogger(__name__)
 

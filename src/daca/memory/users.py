@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from daca.contracts.events import UserRegistered
 from daca.contracts.models import UserMetadata, UserProfile
 from daca.dapr.client import DaprClient
+from daca.dapr.guarded import guarded_write
 from daca.memory import keys
 from daca.memory.records import PendingTurns
 from daca.memory.retry import retry_on_conflict
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import guarded_write, parse
+from daca.memory.statekit import parse
 
 logger = logging.getLogger(__name__)
 
