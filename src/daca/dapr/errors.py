@@ -4,6 +4,7 @@ Every transport failure and every non-2xx answer of the sidecar is mapped into t
 one boundary (``daca.dapr.client``), chained with ``from`` to the underlying cause::
 
     DaprClientError
+    ├── ConcurrencyExhaustedError      (daca.dapr.retry) ETag conflicts outlasted the attempts
     ├── SidecarUnavailableError        connection refused, timeouts, broken transport
     └── DaprAPIError                   a non-2xx answer: status, errorCode, message
         ├── ETagMismatchError          409 (ERR_STATE_SAVE / ERR_STATE_DELETE)

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
+from daca.dapr.retry import ConcurrencyExhaustedError
 from daca.logsetup import configure_service_logging
 from daca.memory.container import build_services
-from daca.memory.errors import ConcurrencyExhaustedError, CorruptRecordError
+from daca.memory.errors import CorruptRecordError
 from daca.memory.routes import conversations, deadletters, memories, root
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter

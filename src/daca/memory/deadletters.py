@@ -15,9 +15,9 @@ from typing import Any
 
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import guarded_write
+from daca.dapr.retry import retry_on_conflict
 from daca.memory.keys import DEAD_LETTERS_KEY
 from daca.memory.records import DeadLetters
-from daca.memory.retry import retry_on_conflict
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 

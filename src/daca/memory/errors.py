@@ -3,11 +3,11 @@
 ::
 
     MemoryServiceError
-    ├── ConcurrencyExhaustedError   ETag conflicts outlasted the allowed attempts (transient)
     ├── CorruptRecordError          a stored record does not parse as what its key holds
     └── TurnConflictError           a turn id already stored with other content
 
-Dapr client errors (``daca.dapr.errors``) pass through unchanged; the HTTP layer maps
+Dapr client errors (``daca.dapr.errors``, and ``daca.dapr.retry.ConcurrencyExhaustedError``
+when ETag conflicts outlast the allowed attempts) pass through unchanged; the HTTP layer maps
 ``SidecarUnavailableError`` to 503, and the subscriber maps transient failures to RETRY and
 the two permanent ones (``PERMANENT``) to DROP, so the event is dead-lettered and kept.
 """
@@ -17,10 +17,6 @@ from __future__ import annotations
 
 class MemoryServiceError(Exception):
     """Root of the memory service's own errors."""
-
-
-class ConcurrencyExhaustedError(MemoryServiceError):
-    """An optimistic-concurrency update kept conflicting; the caller may retry later."""
 
 
 class CorruptRecordError(MemoryServiceError):

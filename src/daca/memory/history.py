@@ -46,11 +46,11 @@ from daca.contracts.models import ConversationEntry, ConversationHistory, Conver
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import create_missing, guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
+from daca.dapr.retry import ConflictError, retry_on_conflict
 from daca.memory import keys
 from daca.memory.errors import TurnConflictError
 from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
-from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from daca.contracts.models import MAX_SUMMARY_CHARS, ConversationTurn, UserMetadata, utc_now_iso
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import create_missing, guarded_upsert
+from daca.dapr.retry import ConflictError, retry_on_conflict
 from daca.llm.prompts import clip
 from daca.memory import keys
 from daca.memory.records import PendingTurns
-from daca.memory.retry import ConflictError, retry_on_conflict
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 

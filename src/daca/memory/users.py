@@ -13,9 +13,9 @@ from daca.contracts.events import UserRegistered
 from daca.contracts.models import UserMetadata, UserProfile
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import guarded_write
+from daca.dapr.retry import retry_on_conflict
 from daca.memory import keys
 from daca.memory.records import PendingTurns
-from daca.memory.retry import retry_on_conflict
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 

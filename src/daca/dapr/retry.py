@@ -8,8 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from daca.dapr.errors import ETagMismatchError, StateTransactionError
-from daca.memory.errors import ConcurrencyExhaustedError
+from daca.dapr.errors import DaprClientError, ETagMismatchError, StateTransactionError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +20,10 @@ _MAX_DELAY = 0.05
 
 class ConflictError(Exception):
     """Raised by an attempt that saw a concurrent change before writing anything."""
+
+
+class ConcurrencyExhaustedError(DaprClientError):
+    """An optimistic-concurrency update kept conflicting; the caller may retry later."""
 
 
 async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: int, what: str) -> T:
