@@ -38,6 +38,7 @@ APP_IDS = (
     "subscriber",
     "chat-service",
     "agent-memory-service",
+    "nobody",  # declared, never started: invoking it finds no sidecar (tests/runtime/test_invoke)
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.engines import Engine
@@ -23,6 +24,7 @@ from tests.runtime.harness import write_components
 TOKEN = "dapr-api-token"
 SUBSCRIPTIONS = [{"pubsubname": "pubsub", "topic": "t", "route": "/t"}]
 
+BULK_ENTRY = {"entryId": "1", "event": {"a": 1}, "contentType": "application/json"}
 # (method, path, json body, status with the right token)
 GUARDED: list[tuple[str, str, Any, int]] = [
     ("GET", "/v1.0/metadata", None, 200),
@@ -33,7 +35,7 @@ GUARDED: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1.0/state/statestore/transaction", {"operations": []}, 204),
     ("DELETE", "/v1.0/state/statestore/a", None, 204),
     ("POST", "/v1.0/publish/pubsub/t", {"a": 1}, 204),
-    ("POST", "/v1.0-alpha1/publish/bulk/pubsub/t", [{"entryId": "1", "event": 1}], 204),
+    ("POST", "/v1.0-alpha1/publish/bulk/pubsub/t", [BULK_ENTRY], 204),
     ("POST", "/v1.0/state/nope", [], 400),
 ]
 
@@ -51,10 +53,17 @@ async def test_api_token_is_required(engine: Engine, resources: Path, tmp_path: 
             for headers in ({}, {TOKEN: "wrong"}, {TOKEN: ""}, {"authorization": "secret"}):
                 r = await dapr.request(method, path, json=body, headers=headers)
                 assert r.status_code == 401, (method, path, headers, r.status_code)
-                assert r.text == "invalid api token"
-                assert r.headers["content-type"].startswith("text/plain")
+                assert_denied(r)
             r = await dapr.request(method, path, json=body, headers={TOKEN: "secret"})
             assert r.status_code == ok, (method, path, r.status_code, r.text)
+
+
+def assert_denied(r: httpx.Response) -> None:
+    """What Go's ``http.Error(w, "invalid api token", 401)`` writes (a HEAD answer: no body)."""
+    body = "" if r.request.method == "HEAD" else "invalid api token\n"
+    assert (r.status_code, r.text) == (401, body)
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_health_endpoints_are_exempt(engine: Engine, resources: Path, tmp_path: Path) -> None:
@@ -62,9 +71,13 @@ async def test_health_endpoints_are_exempt(engine: Engine, resources: Path, tmp_
     async with engine.sidecar(config) as sidecar, client_for(sidecar) as dapr:
         assert (await dapr.get("/v1.0/healthz")).status_code == 204
         assert (await dapr.get("/v1.0/healthz/outbound")).status_code == 204
+        assert (await dapr.get("/v1.0/healthz/")).status_code == 204  # slashes trimmed
         wrong = {TOKEN: "wrong"}
         assert (await dapr.get("/v1.0/healthz", headers=wrong)).status_code == 204
         assert (await dapr.get("/v1.0/healthz/outbound", headers=wrong)).status_code == 204
+        # only GET is exempt
+        assert_denied(await dapr.post("/v1.0/healthz"))
+        assert_denied(await dapr.head("/v1.0/healthz/outbound"))
 
 
 async def test_app_api_token_is_sent_to_the_app(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daca.runtime.api import publish, routes, state
 from daca.runtime.api.common import RuntimeContext, error_response
 from daca.runtime.api.middleware import APITokenMiddleware
 from daca.runtime.errors import DaprError
+from daca.runtime.invoke import ORIGINAL_PATH_KEY, PEER_PATH, go_clean
 
 
 async def _dapr_error(request: Request, exc: Exception) -> Response:
@@ -19,12 +22,34 @@ async def _dapr_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+class CleanPath:
+    """Route on the cleaned path (``//`` and ``.`` segments and a trailing ``/`` removed).
+
+    daprd's router does the same (``CleanPathMiddleware``); the original path stays in the scope
+    for the invocation endpoints, which cut the method from it as daprd does. A peer sidecar's
+    forwarded call carries a method that is already clean.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(PEER_PATH):
+            raw: bytes | None = scope.get("raw_path")
+            escaped = raw.decode("latin-1") if raw else quote(scope["path"])
+            cleaned = go_clean(escaped)
+            if cleaned != escaped:  # cleaned as escaped, as daprd does: %2F is no separator
+                scope = {**scope, "path": unquote(cleaned), ORIGINAL_PATH_KEY: scope["path"]}
+        await self.app(scope, receive, send)
+
+
 def build_app(ctx: RuntimeContext, *, api_token: str | None = None) -> ASGIApp:
     """The HTTP API over ``ctx``; with ``api_token``, every call but health needs it."""
-    catch_all = Route("/{path:path}", routes.invoke_by_header, methods=routes.INVOKE_METHODS)
+    catch_all = Route("/{path:path}", routes.invoke, methods=routes.INVOKE_METHODS)
     app = Starlette(
         routes=[*state.routes, *publish.routes, *routes.routes, catch_all],
         exception_handlers={DaprError: _dapr_error},
     )
     app.state.context = ctx
-    return APITokenMiddleware(app, api_token) if api_token else app
+    cleaned = CleanPath(app)
+    return APITokenMiddleware(cleaned, api_token) if api_token else cleaned

@@ -17,26 +17,8 @@ INVOKE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
 async def invoke(request: Request) -> Response:
-    target = request.path_params["app_id"]
-    if not target:
-        raise DaprError(
-            404,
-            "ERR_DIRECT_INVOKE",
-            "failed getting app id either from the URL path or the header dapr-app-id",
-        )
-    return await context(request).invoker.invoke(target, request.path_params["method"], request)
-
-
-async def invoke_by_header(request: Request) -> Response:
-    """Any non-API path with a ``dapr-app-id`` header is an invocation of that path."""
-    target = request.headers.get("dapr-app-id")
-    if not target:
-        raise DaprError(
-            404,
-            "ERR_DIRECT_INVOKE",
-            "failed getting app id either from the URL path or the header dapr-app-id",
-        )
-    return await context(request).invoker.invoke(target, request.url.path.lstrip("/"), request)
+    """``/v1.0/invoke/{app-id}/method/{method}``, or any other path with ``dapr-app-id``."""
+    return await context(request).invoker.invoke_request(request)
 
 
 async def serve_peer(request: Request) -> Response:
@@ -49,7 +31,8 @@ async def healthz(request: Request) -> Response:
     if appid and appid != ctx.app_id:
         raise DaprError(500, "ERR_HEALTH_APPID_NOT_MATCH", "dapr app-id does not match")
     if not ctx.ready:
-        raise DaprError(500, "ERR_HEALTH_NOT_READY", "dapr is not ready: [app subscriptions]")
+        # daprd names its unready target "runtime" while it waits for the app
+        raise DaprError(500, "ERR_HEALTH_NOT_READY", "dapr is not ready: [runtime]")
     return Response(status_code=204)
 
 
@@ -74,7 +57,20 @@ def _subscription(spec: SubscriptionSpec) -> dict[str, Any]:
     return entry
 
 
+#: daprd's ``actorRuntime`` with actors off and no placement service, which is always daca's case.
+ACTORS_DISABLED = {
+    "runtimeStatus": "DISABLED",
+    "hostReady": False,
+    "placement": "placement: disconnected",
+}
+
+
+def runtime_version() -> str:
+    return "daca-" + importlib.metadata.version("daca")
+
+
 def metadata_document(ctx: RuntimeContext) -> dict[str, Any]:
+    """daprd's metadata document: empty fields left out, as its JSON encoder does."""
     components = [
         {
             "name": name,
@@ -84,29 +80,19 @@ def metadata_document(ctx: RuntimeContext) -> dict[str, Any]:
         }
         for name, spec in ctx.components.specs.items()
     ]
+    connection: dict[str, Any] = {"port": ctx.app_port} if ctx.app_port else {}
+    connection |= {"protocol": "http", "channelAddress": ctx.app_channel_address}
     document: dict[str, Any] = {
         "id": ctx.app_id,
-        "runtimeVersion": "daca-" + importlib.metadata.version("daca"),
-        "enabledFeatures": [],
-        "actors": [],
-        "components": components,
-        "extended": ctx.extended,
+        "runtimeVersion": runtime_version(),
+        "components": [{k: v for k, v in c.items() if v} for c in components],
+        # daprd always adds its version here (deprecated, kept for older clients)
+        "extended": {**ctx.extended, "daprRuntimeVersion": runtime_version()},
         "subscriptions": [_subscription(spec) for spec in ctx.subscriptions],
-        "httpEndpoints": [],
+        "appConnectionProperties": connection,
+        "actorRuntime": ACTORS_DISABLED,
     }
-    if ctx.app_port:
-        document["appConnectionProperties"] = {
-            "port": ctx.app_port,
-            "protocol": "http",
-            "channelAddress": ctx.app_channel_address,
-            "health": {
-                "healthCheckPath": "/healthz",
-                "healthProbeInterval": "5s",
-                "healthProbeTimeout": "500ms",
-                "healthThreshold": 3,
-            },
-        }
-    return document
+    return {key: value for key, value in document.items() if value}
 
 
 async def get_metadata(request: Request) -> Response:
@@ -119,11 +105,19 @@ async def put_metadata(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _get_only(path: str, endpoint: Any) -> Route:
+    """A GET route; Starlette adds HEAD to it, daprd's router does not (HEAD falls through)."""
+    route = Route(path, endpoint, methods=["GET"])
+    assert route.methods is not None
+    route.methods.discard("HEAD")
+    return route
+
+
 routes = [
-    Route("/v1.0/invoke/{app_id}/method/{method:path}", invoke, methods=INVOKE_METHODS),
+    Route("/v1.0/invoke/{rest:path}", invoke, methods=INVOKE_METHODS),
     Route("/_daca/v1/invoke/{method:path}", serve_peer, methods=INVOKE_METHODS),
-    Route("/v1.0/healthz", healthz, methods=["GET"]),
-    Route("/v1.0/healthz/outbound", healthz_outbound, methods=["GET"]),
-    Route("/v1.0/metadata", get_metadata, methods=["GET"]),
+    _get_only("/v1.0/healthz", healthz),
+    _get_only("/v1.0/healthz/outbound", healthz_outbound),
+    _get_only("/v1.0/metadata", get_metadata),
     Route("/v1.0/metadata/{key}", put_metadata, methods=["PUT"]),
 ]
