@@ -140,3 +140,21 @@ async def test_caller_token_is_not_passed_to_the_app(
         assert {event.path for event in received} == {"/t", "/x"}
         for event in received:
             assert TOKEN not in event.headers, event
+
+
+async def test_no_path_forwards_to_an_app_without_the_token(
+    engine: Engine, resources: Path, tmp_path: Path
+) -> None:
+    """Hole 11: with DAPR_API_TOKEN set, the dapr-app-id form on a daca-internal-looking path
+    (``/_daca/anything``) was forwarded to the app without a token."""
+    app = RecordingApp()
+    async with app_with_sidecar(
+        engine, tmp_path, resources, SUBSCRIPTIONS, app=app, api_token="secret"
+    ) as (dapr, _):
+        for path in ("/_daca/anything", "/_daca/v1/other", "/anything"):
+            r = await dapr.get(path, headers={"dapr-app-id": "myapp"})
+            assert r.status_code == 401, (path, r.status_code, r.text)
+            assert r.text == "invalid api token\n"
+        r = await dapr.get("/_daca/v1/invoke/x", headers={"dapr-app-id": "myapp"})
+        assert r.status_code in (401, 403), r.text  # daca: no peer token; daprd: no token
+    assert app.received == []

@@ -8,8 +8,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Paths (without their leading and trailing ``/``) daprd lets through without the token on GET.
 EXEMPT_PATHS = frozenset({"v1.0/healthz", "v1.0/healthz/outbound"})
-#: Sidecar-to-sidecar forwarding authenticates with the peer token instead.
-PEER_PREFIX = "/_daca/"
+#: Sidecar-to-sidecar forwarding authenticates with the peer token instead (checked by its
+#: route). Only that route: any other path, ``/_daca/...`` included, needs the API token.
+PEER_PREFIX = "/_daca/v1/invoke/"
 TOKEN_HEADER = b"dapr-api-token"
 
 #: What Go's ``http.Error(w, "invalid api token", 401)`` writes.
