@@ -81,7 +81,14 @@ _DAPRD_MISSING = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The daprd runs of engine-parametrised tests carry the marker already at collection, so
+    # `-m "not daprd"` deselects them (the fixture's own applymarker comes too late for that).
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("engine_name") == "daprd":
+            item.add_marker(pytest.mark.daprd)
     if config.stash.get(_DAPRD_KEY, None) is not None:
         return
     if os.environ.get("DACA_REQUIRE_DAPRD"):
