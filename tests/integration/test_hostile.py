@@ -134,3 +134,35 @@ async def test_deeply_nested_dead_letter_is_kept_not_a_500(system: System) -> No
     assert answer.json() == {"status": "SUCCESS"}
     [dead] = await dead_letters(system, 1)
     assert dead["data"]["truncated"] is True
+
+
+async def test_dead_letters_replay_idempotently(system: System) -> None:
+    valid = {
+        "id": "dead-1",
+        "specversion": "1.0",
+        "source": "chat-service",
+        "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json",
+        "topic": "conversations",
+        "pubsubname": "pubsub",
+        "data": {k: v for k, v in turn_event("replayed", 1).items() if k != "turn_id"},
+    }
+    malformed = {"id": "dead-2", "data": {"event_type": "ConversationUpdated"}}
+    headers = {"content-type": "application/cloudevents+json"}
+    for event in (valid, malformed):
+        kept = await system.memory.post("/deadletters", json=event, headers=headers)
+        assert kept.json() == {"status": "SUCCESS"}
+    assert len(await dead_letters(system, 2)) == 2
+    first = await system.memory.post("/deadletters/replay")
+    assert first.status_code == 200, first.text
+    assert first.json() == {"replayed": 1, "skipped": 1}
+    entries = await eventually(lambda: _has(system, "replayed", 2))
+    assert [e["content"] for e in entries] == ["question 1", "answer 1"]
+    # The same event again (a second replay of a kept copy, or a redelivery) adds nothing.
+    await system.memory.post("/deadletters", json=valid, headers=headers)
+    assert (await system.memory.post("/deadletters/replay")).json()["replayed"] == 1
+    await publish(system, turn_event("replayed", 2))
+    entries = await eventually(lambda: _has(system, "replayed", 4))
+    assert [e["content"] for e in entries][::2] == ["question 1", "question 2"]
+    remaining = (await system.memory.get("/deadletters")).json()["events"]
+    assert [event["id"] for event in remaining] == ["dead-2"]

@@ -170,6 +170,13 @@ class DaprClient:
         content = jsonlib.dumps(jsonable(data))
         _check(await self._send("POST", url, content=content, headers=_JSON_HEADERS, params=params))
 
+    async def publish_cloudevent(self, pubsub: str, topic: str, event: Mapping[str, Any]) -> None:
+        """Publish ``event`` as a CloudEvent of its own (``application/cloudevents+json``): the
+        sidecar keeps its ``id`` and sets only ``topic`` and ``pubsubname``."""
+        url = f"/v1.0/publish/{_segment(pubsub)}/{_segment(topic, safe='/')}"
+        headers = {"content-type": "application/cloudevents+json"}
+        _check(await self._send("POST", url, content=jsonlib.dumps(event), headers=headers))
+
     async def invoke(
         self,
         app_id: str,

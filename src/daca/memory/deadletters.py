@@ -62,6 +62,22 @@ class DeadLetterStore:
         record = parse(DeadLetters, entry) or DeadLetters()
         return record.events
 
+    async def remove(self, ids: set[str]) -> int:
+        """Forget the kept events with these CloudEvent ids; how many were removed."""
+        return await retry_on_conflict(
+            lambda: self._remove_once(ids), attempts=self._attempts, what="remove dead letters"
+        )
+
+    async def _remove_once(self, ids: set[str]) -> int:
+        entry = await self._client.get_state(self._store, DEAD_LETTERS_KEY)
+        record = parse(DeadLetters, entry) or DeadLetters()
+        kept = [event for event in record.events if event.get("id") not in ids]
+        if len(kept) == len(record.events):
+            return 0
+        write = guarded_write(DEAD_LETTERS_KEY, DeadLetters(events=kept), entry)
+        await self._client.save_state(self._store, [write])
+        return len(record.events) - len(kept)
+
     async def _add_once(self, event: dict[str, Any]) -> bool:
         """One guarded attempt of ``add``."""
         entry = await self._client.get_state(self._store, DEAD_LETTERS_KEY)

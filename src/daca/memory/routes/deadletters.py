@@ -11,6 +11,7 @@ from daca.dapr.errors import DaprClientError
 from daca.memory.deps import AppToken, RawEvent, Services
 from daca.memory.errors import MemoryServiceError
 from daca.memory.events import TopicResponse
+from daca.memory.replay import replay
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,14 @@ async def store_dead_letter(event: RawEvent, services: Services) -> TopicRespons
         return TopicResponse(status="RETRY")
     services.counters.dead_letters_stored += 1
     return TopicResponse(status="SUCCESS")
+
+
+@router.post("/replay")
+async def replay_dead_letters(services: Services) -> dict[str, int]:
+    """Republish the kept dead letters that are valid events again (same CloudEvent ids, so
+    nothing is stored twice), and forget them; the others stay kept."""
+    result = await replay(services.client, services.dead_letters, services.settings.pubsub_name)
+    return {"replayed": result.replayed, "skipped": result.skipped}
 
 
 @router.get("")
