@@ -13,15 +13,30 @@ identity (a mismatch is 409 on save and delete, but 500 ERR_STATE_TRANSACTION in
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class DaprError(Exception):
-    """An error answered as ``{"errorCode": ..., "message": ...}`` with ``status``."""
+    """An error answered as ``{"errorCode": ..., "message": ...}`` with ``status``.
 
-    def __init__(self, status: int, error_code: str, message: str) -> None:
+    ``details`` are the ``google.rpc`` detail objects daprd adds to some errors (rendered as a
+    ``details`` array when present).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        *,
+        details: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_code = error_code
         self.message = message
+        self.details = list(details)
 
 
 class ComponentError(Exception):

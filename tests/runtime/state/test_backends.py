@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio
 
-from daca.runtime.errors import ComponentError, ETagInvalidError, StoreError
+from daca.runtime.errors import ComponentError, ETagInvalidError, ETagMismatchError, StoreError
 from daca.runtime.redis_server import BundledRedis, free_port
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import CAP_ACTOR, DeleteRequest, SetRequest
@@ -71,12 +71,15 @@ async def test_redis_reads_a_legacy_string_value(
 
 
 @pytest.mark.redis
-async def test_redis_non_integer_etag_is_invalid(redis_store: RedisStateStore) -> None:
+async def test_redis_non_integer_etag_is_invalid_on_writes(redis_store: RedisStateStore) -> None:
     await redis_store.set(SetRequest("k", b"1"))
-    with pytest.raises(ETagInvalidError):
+    with pytest.raises(ETagInvalidError, match=r'strconv\.Atoi: parsing "not-a-number"'):
         await redis_store.set(SetRequest("k", b"2", etag="not-a-number"))
-    with pytest.raises(ETagInvalidError):
+    with pytest.raises(ETagMismatchError, match="failed to delete k"):  # compared as text
         await redis_store.delete(DeleteRequest("k", etag="W/1"))
+    with pytest.raises(ETagMismatchError):
+        await redis_store.delete(DeleteRequest("k", etag="01"))  # "1" as a write would read it
+    await redis_store.set(SetRequest("k", b"1", etag="+01"))
     with pytest.raises(ETagInvalidError):
         await redis_store.transact([SetRequest("new", b"1"), SetRequest("k", b"3", etag="x")])
     assert await redis_store.get("new") is None
@@ -272,3 +275,27 @@ async def test_memory_reports_ttl_expire_time_in_rfc3339() -> None:
     assert item.metadata["ttlExpireTime"][10] == "T"
     assert item.metadata["ttlExpireTime"].endswith("Z")
     assert CAP_ACTOR in store.capabilities
+
+
+def test_each_backend_reads_ttl_in_seconds_as_its_daprd_store(tmp_path: Path) -> None:
+    memory = MemoryStateStore.from_component(spec("in-memory"))
+    sqlite = sqlite_store(tmp_path / "state.db")
+    redis_store = RedisStateStore.from_component(spec("redis", redisHost="127.0.0.1:1"))
+    assert (memory.parse_ttl("-5"), redis_store.parse_ttl("-5")) == (0, -5)
+    assert sqlite.parse_ttl("-1") == -1
+    bad = {
+        memory: 'strconv.Atoi: parsing "x": invalid syntax',
+        sqlite: "error parsing TTL: incorrect value for metadata 'ttlInSeconds': "
+        'strconv.ParseInt: parsing "x": invalid syntax',
+        redis_store: "failed to parse ttl from metadata: "
+        'strconv.ParseInt: parsing "x": invalid syntax',
+    }
+    for store, message in bad.items():
+        with pytest.raises(StoreError) as caught:
+            store.parse_ttl("x")
+        assert str(caught.value) == message
+    for raw in ("-5", str(2**31)):
+        with pytest.raises(StoreError, match="'ttlInSeconds': must be -1 or greater"):
+            sqlite.parse_ttl(raw)
+    with pytest.raises(StoreError, match='parsing "99999999999999999999": value out of range'):
+        memory.parse_ttl("99999999999999999999")

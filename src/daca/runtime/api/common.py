@@ -41,7 +41,10 @@ def context(request: Request) -> RuntimeContext:
 
 
 def error_response(error: DaprError) -> Response:
-    return JSONResponse({"errorCode": error.error_code, "message": error.message}, error.status)
+    body: dict[str, Any] = {"errorCode": error.error_code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    return JSONResponse(body, error.status)
 
 
 def malformed(message: str) -> DaprError:

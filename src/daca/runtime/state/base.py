@@ -9,8 +9,10 @@ Concurrency semantics are the same on every backend (Dapr's in-memory store's, t
 - an ETag: the write succeeds only if the key exists and its ETag matches, else
   :class:`~daca.runtime.errors.ETagMismatchError`;
 - ``first-write`` with no ETag: succeeds only if the key does not exist yet, else mismatch;
-- an ETag not in the backend's format (Redis: an integer) raises
+- an ETag not in the backend's format (Redis, on a write: an integer) raises
   :class:`~daca.runtime.errors.ETagInvalidError`.
+
+A mismatch's message is the backend's daprd counterpart's explanation (possibly empty).
 
 ``transact`` applies every operation or none.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 Concurrency = Literal["first-write", "last-write"]
 
@@ -71,6 +73,11 @@ class StateStore(abc.ABC):
     #: Capabilities reported in the metadata API.
     capabilities: frozenset[str] = frozenset({CAP_ETAG, CAP_TRANSACTIONAL, CAP_TTL})
 
+    #: How daprd's store of this type writes a value: with Go's ``encoding/json`` (``"std"``:
+    #: object members sorted; ``<``, ``>``, ``&``, U+2028 and U+2029 escaped) or, as its Redis
+    #: store, with jsoniter's fastest configuration (``"fastest"``: members kept, none escaped).
+    value_encoding: ClassVar[Literal["std", "fastest"]] = "std"
+
     @abc.abstractmethod
     async def start(self) -> None: ...
 
@@ -96,3 +103,11 @@ class StateStore(abc.ABC):
     async def bulk_get(self, keys: Sequence[str]) -> list[StateItem | None]:
         """Items in key order (``None`` for missing keys)."""
         return [await self.get(key) for key in keys]
+
+    @abc.abstractmethod
+    def parse_ttl(self, raw: str) -> int | None:
+        """A request's ``ttlInSeconds`` metadata as this store reads it (``None``: none given).
+
+        A malformed value raises :class:`~daca.runtime.errors.StoreError` with the text daprd's
+        store of the same type answers (each parses it its own way).
+        """

@@ -24,7 +24,13 @@ from daca.runtime.state.base import (
     StateItem,
     StateStore,
 )
-from daca.runtime.state.rules import expiry_for, new_etag, ttl_metadata, validate_etag
+from daca.runtime.state.rules import (
+    expiry_for,
+    new_etag,
+    parse_atoi_ttl,
+    ttl_metadata,
+    validate_etag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,9 @@ class MemoryStateStore(StateStore):
         if entry is None:
             return None
         return StateItem(key, entry.value, entry.etag, ttl_metadata(entry.expires_at))
+
+    def parse_ttl(self, raw: str) -> int | None:
+        return parse_atoi_ttl(raw)
 
     async def set(self, request: SetRequest) -> None:
         await self.transact([request])

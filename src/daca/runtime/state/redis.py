@@ -9,17 +9,19 @@ Every write, single or transactional, is ONE Lua script: it checks the ETags of 
 first and only then applies them, so a transaction with one bad ETag changes nothing (daprd's own
 MULTI of several scripts cannot roll back). The checks are the in-memory store's, not daprd's
 Redis ones: an ETag for a missing key and a ``first-write`` over an existing key are mismatches.
+As in daprd, a write's ETag must be an integer (else :class:`ETagInvalidError`), a delete's is
+compared as text, and a mismatch says "failed to set key K" / "failed to delete K".
 A write without a TTL (and no component ``ttlInSeconds``) removes any TTL, as on the other backends.
+Reads report no ``ttlExpireTime``: daprd's Redis store does not either. Values are written as
+that store writes them (``value_encoding``), so the bytes in Redis are the same from either.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -37,13 +39,12 @@ from daca.runtime.state.base import (
     StateItem,
     StateStore,
 )
-from daca.runtime.state.rules import given_etag, ttl_metadata
+from daca.runtime.state.rules import given_etag, parse_go_int
 
 logger = logging.getLogger(__name__)
 
 #: The ETag reported for a legacy plain-string value.
 LEGACY_ETAG = "0"
-_INTEGER = re.compile(r"[+-]?\d+")
 
 
 # KEYS: one per operation. ARGV, five per operation: kind ("set" | "del"), ETag ("" = none),
@@ -101,18 +102,25 @@ class RedisSettings:
         )
 
 
-def redis_etag(key: str, operation: Operation) -> str:
-    """The operation's ETag as the script compares it ("" for none); not an integer: invalid."""
+def redis_etag(operation: Operation) -> str:
+    """The operation's ETag as the script compares it ("" for none).
+
+    A write's ETag is read as daprd reads it, an integer (``strconv.Atoi``: anything else is
+    invalid); a delete's is compared as given, so one that is not a version just mismatches.
+    """
     etag = given_etag(operation)
-    if etag is None:
-        return ""
-    if not _INTEGER.fullmatch(etag):
-        raise ETagInvalidError(f"invalid etag {etag!r} for key {key!r}: Redis ETags are integers")
-    return str(int(etag))
+    if etag is None or isinstance(operation, DeleteRequest):
+        return etag or ""
+    try:
+        return str(parse_go_int(etag, "Atoi"))
+    except ValueError as exc:
+        raise ETagInvalidError(str(exc)) from None
 
 
 class RedisStateStore(StateStore):
     """State in Redis hashes. ``client`` is injected (and left open) or created by ``start``."""
+
+    value_encoding = "fastest"
 
     def __init__(self, spec: ComponentSpec, *, client: Redis | None = None) -> None:
         self.spec = spec
@@ -150,18 +158,23 @@ class RedisStateStore(StateStore):
         return (await self.bulk_get([key]))[0]
 
     async def bulk_get(self, keys: Sequence[str]) -> list[StateItem | None]:
-        """One pipelined round trip (``HGETALL`` and ``PTTL`` per key), then legacy fallbacks."""
+        """One pipelined round trip (``HGETALL`` per key), then legacy fallbacks."""
         client, _ = self._started()
         with self._store_errors():
             async with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hgetall(key)
-                    pipe.pttl(key)
                 replies = await pipe.execute(raise_on_error=False)
-            return [
-                await self._item(key, replies[2 * i], replies[2 * i + 1])
-                for i, key in enumerate(keys)
-            ]
+            return [await self._item(key, reply) for key, reply in zip(keys, replies, strict=True)]
+
+    def parse_ttl(self, raw: str) -> int | None:
+        """daprd's Redis rule: ``ParseInt``; a TTL <= 0 removes any TTL."""
+        if raw == "":
+            return None
+        try:
+            return parse_go_int(raw, "ParseInt")
+        except ValueError as exc:
+            raise StoreError(f"failed to parse ttl from metadata: {exc}") from None
 
     async def set(self, request: SetRequest) -> None:
         await self.transact([request])
@@ -180,7 +193,7 @@ class RedisStateStore(StateStore):
             raise self._mismatch(operations[failed - 1])
 
     def _script_args(self, operation: Operation) -> tuple[str, str, str, bytes, str]:
-        etag = redis_etag(operation.key, operation)
+        etag = redis_etag(operation)
         first_write = "1" if operation.concurrency == "first-write" else "0"
         if isinstance(operation, DeleteRequest):
             return ("del", etag, first_write, b"", "")
@@ -191,13 +204,14 @@ class RedisStateStore(StateStore):
 
     @staticmethod
     def _mismatch(operation: Operation) -> ETagMismatchError:
-        if given_etag(operation) is None:
-            return ETagMismatchError(f"first-write: key {operation.key!r} already exists")
-        return ETagMismatchError(f"possible etag mismatch: key {operation.key!r}")
+        """Worded as the error of daprd's scripts."""
+        if isinstance(operation, DeleteRequest):
+            return ETagMismatchError(f"failed to delete {operation.key}")
+        return ETagMismatchError(f"failed to set key {operation.key}")
 
-    async def _item(self, key: str, reply: Any, pttl: Any) -> StateItem | None:
+    async def _item(self, key: str, reply: Any) -> StateItem | None:
         if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
-            return await self._legacy_item(key, pttl)
+            return await self._legacy_item(key)
         if isinstance(reply, Exception):
             raise reply
         if not reply:
@@ -205,15 +219,15 @@ class RedisStateStore(StateStore):
         data, version = reply.get(b"data"), reply.get(b"version")
         if data is None or version is None:
             raise StoreError(f"key {key!r}: required hash field 'data' or 'version' was not found")
-        return StateItem(key, data, version.decode(), _expiry_metadata(pttl))
+        return StateItem(key, data, version.decode())
 
-    async def _legacy_item(self, key: str, pttl: Any) -> StateItem | None:
+    async def _legacy_item(self, key: str) -> StateItem | None:
         """A plain string value (daprd falls back to ``GET`` the same way)."""
         value = await self._started()[0].get(key)
         if value is None:
             return None
         data = value.encode() if isinstance(value, str) else value
-        return StateItem(key, data, LEGACY_ETAG, _expiry_metadata(pttl))
+        return StateItem(key, data, LEGACY_ETAG)
 
     @contextlib.contextmanager
     def _store_errors(self) -> Iterator[None]:
@@ -243,10 +257,3 @@ class RedisStateStore(StateStore):
         if self._client is None or self._script is None:
             raise RuntimeError("RedisStateStore used before start()")
         return self._client, self._script
-
-
-def _expiry_metadata(pttl: Any) -> dict[str, str]:
-    """``ttlExpireTime`` from a ``PTTL`` reply (negative: the key has no TTL)."""
-    if not isinstance(pttl, int) or pttl < 0:
-        return {}
-    return ttl_metadata(datetime.now(UTC) + timedelta(milliseconds=pttl))

@@ -8,7 +8,8 @@ All database work runs on ONE dedicated worker thread that owns the connection: 
 never blocked, and calls are serialised even when an awaiting task is cancelled (a lock released
 on cancellation could let two calls touch the connection at once). Every write is one
 ``BEGIN IMMEDIATE`` transaction that validates all ETags (with the in-memory store's rules) before
-applying anything. The ``timeout`` setting bounds each call through a progress handler.
+applying anything; a mismatch says no more than daprd's SQLite store does. The ``timeout``
+setting bounds each call through a progress handler.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ from daca.runtime.state.base import (
     StateItem,
     StateStore,
 )
-from daca.runtime.state.rules import expiry_for, new_etag, ttl_metadata, validate_etag
+from daca.runtime.state.rules import (
+    expiry_for,
+    new_etag,
+    parse_go_int,
+    ttl_metadata,
+    validate_etag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PROGRESS_STEPS = 1000  # virtual-machine steps between two deadline checks
+_TTL_ERROR = "error parsing TTL: incorrect value for metadata 'ttlInSeconds'"
+_MAX_TTL = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +194,8 @@ class _Database:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             for operation in operations:
-                validate_etag(operation.key, self._current_etag(operation.key, now), operation)
+                current = self._current_etag(operation.key, now)
+                validate_etag(operation.key, current, operation, explain=False)
             for operation in operations:
                 self._write(operation, now)
             self.conn.execute("COMMIT")
@@ -276,6 +286,18 @@ class SqliteStateStore(StateStore):
 
     async def bulk_get(self, keys: Sequence[str]) -> list[StateItem | None]:
         return await self._submit(lambda: self._db.get_many(keys))
+
+    def parse_ttl(self, raw: str) -> int | None:
+        """daprd's SQLite rule: ``ParseInt``, from -1 (none) to 2^31 - 1."""
+        if raw == "":
+            return None
+        try:
+            ttl = parse_go_int(raw, "ParseInt")
+        except ValueError as exc:
+            raise StoreError(f"{_TTL_ERROR}: {exc}") from None
+        if not -1 <= ttl <= _MAX_TTL:
+            raise StoreError(f"{_TTL_ERROR}: must be -1 or greater")
+        return ttl
 
     async def set(self, request: SetRequest) -> None:
         await self.transact([request])
