@@ -8,17 +8,18 @@ For each subscription the runtime consumes the topic from its pub/sub backend an
    (:func:`read_outcome`): SUCCESS, RETRY or DROP;
 4. retries RETRY answers with the component's inbound ``Resiliency`` policy (none configured: no
    retry, as in daprd);
-5. hands DROP answers, unroutable, expired or unreadable events and, once retries run out, failed
-   events to the dead-letter topic. With no dead-letter topic a failed event stays with the broker
-   and is delivered again later (daprd <= 1.16 behaviour on Redis: nothing is lost).
+5. hands DROP answers, unroutable, expired, unreadable or undeliverable events (metadata that
+   cannot be a header) and, once retries run out, failed events to the dead-letter topic. With
+   no dead-letter topic a failed event stays with the broker and is delivered again later
+   (daprd <= 1.16 behaviour on Redis: nothing is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +29,15 @@ import aiohttp
 from daca.runtime.cel import compile_match
 from daca.runtime.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
+    EMPTY_TRACEPARENT,
     EnvelopeError,
+    go_json,
+    go_json_value,
     has_expired,
     parse_go_bool,
     raw_payload_envelope,
     read_envelope,
+    w3c_traceparent,
 )
 from daca.runtime.pubsub.base import Message, PubSub
 from daca.runtime.resiliency import retry_delays
@@ -45,6 +50,10 @@ class Outcome(enum.Enum):
     SUCCESS = "SUCCESS"
     RETRY = "RETRY"
     DROP = "DROP"
+
+
+class UndeliverableError(Exception):
+    """The event cannot be sent to the app at all, however often it is tried."""
 
 
 class DeliveryFailedError(Exception):
@@ -67,26 +76,98 @@ class AppChannel:
 
 
 def read_outcome(status: int, content: bytes) -> Outcome:
-    """The app's answer as daprd reads it (dapr-http-api.md §3.4)."""
+    """The app's answer as daprd reads it (dapr-http-api.md §3.4, ``postman/http``).
+
+    A 2xx body is decoded as Go decodes it into ``{"status": string}``: the first JSON value, the
+    key in any case; a body that is not such an object (not JSON, another type of ``status``)
+    is a success.
+    """
     if status == 404:
         return Outcome.DROP
     if not 200 <= status < 300:
         return Outcome.RETRY
     try:
-        body = json.loads(content) if content else {}
+        body = go_json_value(content)
     except ValueError:
         return Outcome.SUCCESS
-    answer = body.get("status", "") if isinstance(body, dict) else ""
-    if answer in ("", None, "SUCCESS"):
+    answer = ""
+    for key, value in body.items() if isinstance(body, dict) else ():
+        if key.lower() != "status" or value is None:
+            continue
+        if not isinstance(value, str):
+            return Outcome.SUCCESS
+        answer = value
+    if answer in ("", "SUCCESS"):
         return Outcome.SUCCESS
     return Outcome.DROP if answer == "DROP" else Outcome.RETRY
 
 
-def _is_raw(metadata: Mapping[str, str]) -> bool:
-    try:
-        return parse_go_bool(metadata.get("rawPayload") or "false")
-    except ValueError:
-        return False
+#: Message metadata that never becomes a header of the delivery (daprd's
+#: ``InternalMetadataToHTTPHeader``): trace context is written separately, and hop-by-hop headers.
+_NOT_HEADERS = frozenset(
+    {
+        "traceparent",
+        "tracestate",
+        "grpc-trace-bin",
+        "dapr-app-id",
+        "content-type",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "http2-settings",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-authenticate",
+    }
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def delivery_headers(metadata: Mapping[str, str], envelope: Mapping[str, Any]) -> dict[str, str]:
+    """The headers daprd sends with an event besides its content type.
+
+    Every message metadata entry (``pubsubName`` among them) becomes a header, except trace
+    context, ``Content-*`` and hop-by-hop ones (and those a ``Connection`` entry names);
+    ``grpc-*`` ones are renamed ``dapr-grpc-*``. ``traceparent`` is the metadata's, else the
+    event's (``traceparent``, else ``traceid``) as daprd rewrites it, else an empty span's.
+    A name that is no HTTP token, or a value with control characters, raises
+    :class:`UndeliverableError`: daprd's HTTP client fails every delivery of such an event.
+    """
+    nominated = {
+        name.strip().lower()
+        for key, value in metadata.items()
+        if key.lower() == "connection"
+        for name in value.split(",")
+    }
+    headers: dict[str, str] = {}
+    for key, value in metadata.items():
+        name = key.lower()
+        if name in _NOT_HEADERS or name in nominated or name.endswith("-bin"):
+            continue
+        if name.startswith("grpc-"):
+            key = "dapr-" + name
+        elif name in (":method", ":scheme", ":path", ":authority"):
+            key = "dapr-" + name[1:]
+        if not _TOKEN.fullmatch(key):
+            raise UndeliverableError(f"metadata {key!r} is not a valid HTTP header name")
+        if _CONTROL.search(value):
+            raise UndeliverableError(f"metadata {key!r} is not a valid HTTP header value")
+        headers[key] = value
+    lowered = {key.lower(): value for key, value in metadata.items()}
+    if lowered.get("traceparent"):
+        headers["traceparent"] = lowered["traceparent"]
+        if lowered.get("tracestate"):
+            headers["tracestate"] = lowered["tracestate"]
+    else:
+        trace = envelope.get("traceparent")
+        trace = envelope.get("traceid") if trace is None else trace
+        headers["traceparent"] = w3c_traceparent(trace) or EMPTY_TRACEPARENT
+    return headers
 
 
 class Router:
@@ -123,9 +204,15 @@ class Delivery:
         self._router = Router(spec)
         self._retry = retry
         self._timeout = timeout
-        self._raw = _is_raw(spec.metadata)
+        self._raw_setting = spec.metadata.get("rawPayload", "")
 
     async def __call__(self, message: Message) -> None:
+        message = Message(
+            topic=message.topic,
+            data=message.data,
+            metadata={**message.metadata, "pubsubName": self.spec.pubsubname},
+            id=message.id,
+        )
         try:
             envelope, body = self._envelope(message)
         except EnvelopeError as exc:
@@ -138,15 +225,38 @@ class Delivery:
         if route is None:
             await self._dead_letter(message, f"event {envelope.get('id')} matches no route")
             return
-        await self._settle(message, envelope, await self._deliver(route, body, envelope))
+        try:
+            delivery_headers(message.metadata, envelope)
+        except UndeliverableError as exc:  # daprd: every attempt fails, then the dead letter
+            logger.error(
+                "event %s on %s cannot be delivered: %s", envelope.get("id"), self.spec.topic, exc
+            )
+            await self._dead_letter(message, f"event {envelope.get('id')} is undeliverable")
+            return
+        outcome = await self._deliver(route, body, envelope, message.metadata)
+        await self._settle(message, envelope, outcome)
 
     def _envelope(self, message: Message) -> tuple[dict[str, Any], bytes]:
-        if self._raw or _is_raw(message.metadata):
+        """The event and the bytes sent for it; only the subscription's ``rawPayload`` counts."""
+        if self._raw_payload():
             envelope = raw_payload_envelope(
-                message.data, topic=self.spec.topic, pubsub=self.spec.pubsubname, source=""
+                message.data,
+                topic=self.spec.topic,
+                pubsub=self.spec.pubsubname,
+                metadata=message.metadata,
             )
-            return envelope, json.dumps(envelope).encode()
+            return envelope, go_json(envelope)
         return read_envelope(message.data), message.data
+
+    def _raw_payload(self) -> bool:
+        if not self._raw_setting:
+            return False
+        try:
+            return parse_go_bool(self._raw_setting)
+        except ValueError:
+            raise EnvelopeError(
+                f"subscription metadata rawPayload {self._raw_setting!r} is not a boolean"
+            ) from None
 
     async def _settle(self, message: Message, envelope: dict[str, Any], outcome: Outcome) -> None:
         event_id = envelope.get("id")
@@ -159,10 +269,12 @@ class Delivery:
                 )
             await self._dead_letter(message, f"event {event_id} failed after retries")
 
-    async def _deliver(self, route: str, body: bytes, envelope: Mapping[str, Any]) -> Outcome:
+    async def _deliver(
+        self, route: str, body: bytes, envelope: Mapping[str, Any], metadata: Mapping[str, str]
+    ) -> Outcome:
         delays = retry_delays(self._retry) if self._retry else iter(())
         while True:
-            outcome = await self._post(route, body, envelope)
+            outcome = await self._post(route, body, envelope, metadata)
             if outcome is not Outcome.RETRY:
                 return outcome
             delay = next(delays, None)
@@ -170,11 +282,12 @@ class Delivery:
                 return outcome
             await asyncio.sleep(delay)
 
-    async def _post(self, route: str, body: bytes, envelope: Mapping[str, Any]) -> Outcome:
+    async def _post(
+        self, route: str, body: bytes, envelope: Mapping[str, Any], metadata: Mapping[str, str]
+    ) -> Outcome:
         headers = {
+            **delivery_headers(metadata, envelope),
             "content-type": CLOUDEVENTS_CONTENT_TYPE,
-            "pubsubname": self.spec.pubsubname,
-            "traceparent": str(envelope.get("traceparent") or ""),
         }
         url = self._channel.base_url + "/" + route.lstrip("/")
         timeout = aiohttp.ClientTimeout(total=self._timeout)

@@ -12,7 +12,9 @@ searched; a file may hold several ``---`` documents. Kinds:
 - ``Subscription`` (``v1alpha1`` ``route`` or ``v2alpha1`` ``routes``): every ``match`` is
   compiled now, so an expression outside :mod:`daca.runtime.cel`'s subset stops start-up. For one
   (pubsubname, topic) the first subscription loaded wins.
-- ``Resiliency``: see :func:`daca.runtime.resiliency.parse_resiliency`.
+- ``Resiliency``: see :func:`daca.runtime.resiliency.parse_resiliency`. As daprd
+  (``pkg/resiliency/resiliency.go``, ``LoadLocalResiliency`` reads one document per file), only
+  the first document of a file can be a Resiliency; a later one is ignored, with a warning.
 - Anything else (``Configuration``, ``HTTPEndpoint``, ...) is skipped with a log line.
 
 A resource whose non-empty ``scopes`` leave out the app-id is skipped before it is validated.
@@ -64,6 +66,7 @@ _METADATA_ITEM_KEYS = {"name", "value", "secretKeyRef"}
 class _Document:
     body: dict[str, Any]
     source: str
+    index: int = 1  # its place in the file, from 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ def _read_documents(file: Path) -> list[_Document]:
             continue
         if not isinstance(body, dict):
             raise ComponentError(f"{file}: document {index} is not a mapping")
-        documents.append(_Document(body, str(file)))
+        documents.append(_Document(body, str(file), index))
     return documents
 
 
@@ -187,6 +190,13 @@ class _Collector:
             self._add_component(_component(document, self.app_id))
         elif kind == "Subscription":
             self._add_subscription(_subscription(document))
+        elif document.index > 1:
+            logger.warning(
+                "%s: the Resiliency in document %d is ignored: daprd reads a Resiliency only as "
+                "the first document of its file; give it a file of its own",
+                document.source,
+                document.index,
+            )
         else:
             self.resiliencies.append(parse_resiliency(document.body, document.source))
 

@@ -53,8 +53,12 @@ class PubSub(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def publish(self, topic: str, data: bytes, metadata: dict[str, str]) -> None:
-        """Store one message; raises :class:`~daca.runtime.errors.StoreError` on failure."""
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str] | None) -> None:
+        """Store one message; raises :class:`~daca.runtime.errors.StoreError` on failure.
+
+        ``metadata`` None is a message without metadata (daprd's bulk publish of an entry that
+        has none): Redis then stores no ``metadata`` field, as daprd's component does.
+        """
 
     @abc.abstractmethod
     async def subscribe(

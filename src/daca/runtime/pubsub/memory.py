@@ -176,9 +176,10 @@ class MemoryPubSub(PubSub):
         self._timers.clear()
         self._started = False
 
-    async def publish(self, topic: str, data: bytes, metadata: dict[str, str]) -> None:
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str] | None) -> None:
         self._require_started()
-        message = Message(topic=topic, data=data, metadata=dict(metadata), id=str(next(self._ids)))
+        meta = dict(metadata or {})
+        message = Message(topic=topic, data=data, metadata=meta, id=str(next(self._ids)))
         groups = [g for g in self._topics.get(topic, {}).values() if g.subscribers > 0]
         if not groups:
             logger.debug("no subscriber for topic %s; message %s dropped", topic, message.id)

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
+from daca.runtime.cloudevents import go_json
 from daca.runtime.errors import ComponentError, StoreError
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
 from daca.runtime.pubsub.memory import DEFAULT_DRAIN_TIMEOUT, Workers
@@ -291,8 +292,10 @@ class RedisPubSub(PubSub):
             await self._client.aclose()
             self._client = None
 
-    async def publish(self, topic: str, data: bytes, metadata: dict[str, str]) -> None:
-        fields: dict[FieldT, EncodableT] = {"data": data, "metadata": json.dumps(metadata)}
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str] | None) -> None:
+        fields: dict[FieldT, EncodableT] = {"data": data}
+        if metadata is not None:  # as daprd's component: no field for a message without any
+            fields["metadata"] = go_json(metadata)
         max_len = self.settings.max_len_approx
         try:
             await self.client.xadd(topic, fields, maxlen=max_len, approximate=True)

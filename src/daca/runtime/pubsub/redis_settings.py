@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from daca.runtime.durations import parse_duration
 from daca.runtime.redisconn import RedisConnection
 from daca.runtime.resources import ComponentSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class RedisPubSubSettings:
     @classmethod
     def from_component(cls, spec: ComponentSpec) -> RedisPubSubSettings:
         max_len = spec.get_int("maxLenApprox", 0)
-        return cls(
+        settings = cls(
             connection=RedisConnection.from_spec(spec),
             consumer_id=spec.get("consumerID"),
             queue_depth=_positive(spec, "queueDepth", 100),
@@ -42,6 +45,18 @@ class RedisPubSubSettings:
             read_timeout=_duration(spec, "readTimeout", 2.0),
             max_len_approx=max_len if max_len > 0 else None,
         )
+        interval = spec.get("redeliverInterval").strip()
+        if interval and not interval.isdigit():
+            logger.warning(
+                "%s: pubsub %r: redeliverInterval %r is honoured here, but daprd 1.18 "
+                "(components-contrib 1.18) ignores a duration string there and reclaims every "
+                "15s; write it in milliseconds (%r) to get the same on both",
+                spec.source,
+                spec.name,
+                interval,
+                f"{settings.redeliver_interval * 1000:g}",
+            )
+        return settings
 
     @property
     def reclaim_enabled(self) -> bool:
