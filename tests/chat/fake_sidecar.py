@@ -1,8 +1,11 @@
 """A fake Dapr sidecar for the chat service, as an ``httpx.MockTransport``.
 
-It serves the memory service's invoke routes from in-memory data and records publishes. Modes
-simulate failures: the memory service down (500 ``ERR_DIRECT_INVOKE``), erroring, hanging or
-the sidecar unreachable; publishes can fail a number of times, or always.
+It serves the memory service's invoke routes from in-memory data, and the chat's state store
+with Dapr's in-memory ETag rules and its transactional outbox: a committed transaction publishes
+each upsert (its ``outbox.projection`` value where one is given) to ``pubsub``/``conversations``,
+recorded in ``published``. Modes simulate failures: the memory service down (500
+``ERR_DIRECT_INVOKE``), erroring, hanging or the sidecar unreachable; transactions can fail
+(sidecar unreachable) a number of times, or always.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +22,8 @@ import httpx
 MemoryMode = Literal["up", "down", "error", "hang", "unreachable", "garbage"]
 
 INVOKE_PREFIX = "/v1.0/invoke/agent-memory-service/method/"
-PUBLISH_PREFIX = "/v1.0/publish/"
+STATE_PREFIX = "/v1.0/state/chat-statestore"
+OUTBOX = ("pubsub", "conversations")
 
 
 @dataclass
@@ -37,10 +42,11 @@ class FakeSidecar:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     memory_mode: MemoryMode = "up"
-    publish_failures: int = 0
+    commit_failures: int = 0
     require_concurrent_reads: bool = False
     published: list[Published] = field(default_factory=list)
-    publish_attempts: int = 0
+    commit_attempts: int = 0
+    state: dict[str, tuple[Any, str]] = field(default_factory=dict)
     invocations: list[httpx.Request] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _arrived: int = 0
@@ -63,8 +69,8 @@ class FakeSidecar:
         path = request.url.path
         if path.startswith(INVOKE_PREFIX):
             return await self._invoke(request, path.removeprefix(INVOKE_PREFIX))
-        if path.startswith(PUBLISH_PREFIX):
-            return self._publish(request, path.removeprefix(PUBLISH_PREFIX))
+        if path.startswith(STATE_PREFIX):
+            return self._state(request, path.removeprefix(STATE_PREFIX))
         return httpx.Response(404, json={"errorCode": "ERR_NOT_FOUND", "message": path})
 
     async def _invoke(self, request: httpx.Request, method: str) -> httpx.Response:
@@ -106,15 +112,56 @@ class FakeSidecar:
         body = {"session_id": key, "history": recent, "total_entries": len(history)}
         return httpx.Response(200, json=body)
 
-    def _publish(self, request: httpx.Request, rest: str) -> httpx.Response:
-        """Accept a publish, or fail it while ``publish_failures`` remain (-1: always)."""
-        self.publish_attempts += 1
-        if self.publish_failures != 0:
-            self.publish_failures -= 1 if self.publish_failures > 0 else 0
-            body = {"errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE", "message": "broker down"}
-            return httpx.Response(500, json=body)
-        pubsub, _, topic = rest.partition("/")
+    def _state(self, request: httpx.Request, rest: str) -> httpx.Response:
+        """GET one key, save, or run a transaction (with the outbox)."""
+        if request.method == "GET":
+            found = self.state.get(rest.lstrip("/"))
+            if found is None:
+                return httpx.Response(204)
+            return httpx.Response(200, json=found[0], headers={"etag": found[1]})
+        body = json.loads(request.content)
+        if rest == "/transaction":
+            return self._transaction(request, body["operations"])
+        for item in body:
+            if not self._etag_ok(item):
+                return _conflict("ERR_STATE_SAVE", 409)
+        for item in body:
+            self.state[item["key"]] = (item.get("value"), uuid.uuid4().hex)
+        return httpx.Response(204)
+
+    def _etag_ok(self, request: dict[str, Any]) -> bool:
+        found = self.state.get(request["key"])
+        if request.get("etag") is not None:
+            return found is not None and found[1] == request["etag"]
+        first_write = request.get("options", {}).get("concurrency") == "first-write"
+        return not (first_write and found is not None)
+
+    def _transaction(
+        self, request: httpx.Request, operations: list[dict[str, Any]]
+    ) -> httpx.Response:
+        """All ETags checked first, then applied; each stored upsert's event published."""
+        self.commit_attempts += 1
+        if self.commit_failures != 0:
+            self.commit_failures -= 1 if self.commit_failures > 0 else 0
+            raise httpx.ConnectError("sidecar unreachable", request=request)
+        stored = [op["request"] for op in operations if not _projection(op)]
+        if not all(self._etag_ok(item) for item in stored):
+            return _conflict("ERR_STATE_TRANSACTION", 500)
+        projected = {
+            op["request"]["key"]: op["request"]["value"] for op in operations if _projection(op)
+        }
         with self._changed:
-            self.published.append(Published(pubsub, topic, json.loads(request.content)))
+            for item in stored:
+                self.state[item["key"]] = (item.get("value"), uuid.uuid4().hex)
+                event = projected.get(item["key"], item.get("value"))
+                self.published.append(Published(*OUTBOX, event))
             self._changed.notify_all()
         return httpx.Response(204)
+
+
+def _projection(operation: dict[str, Any]) -> bool:
+    return operation["request"].get("metadata", {}).get("outbox.projection") == "true"
+
+
+def _conflict(code: str, status: int) -> httpx.Response:
+    return httpx.Response(status, json={"errorCode": code, "message": "etag mismatch"})

@@ -1,4 +1,4 @@
-"""``POST /chat/``: answers, personalisation, memory failures and the published turn."""
+"""``POST /chat/``: answers, personalisation, memory failures, the recorded and published turn."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def test_root_and_healthz(client: TestClient) -> None:
     assert "Welcome" in client.get("/").json()["message"]
     health = client.get("/healthz").json()
     assert health["model"] == "provider=injected model=OfflineModel"
-    assert health["publisher"] == {"pending": 0, "published": 0, "retried": 0, "failed": 0,
-                                   "dropped": 0}  # fmt: skip
+    assert health["recorder"] == {"pending": 0, "recorded": 0, "retried": 0, "failed": 0,
+                                  "dropped": 0}  # fmt: skip
 
 
 def test_a_turn_is_answered_and_published_once(client: TestClient, sidecar: FakeSidecar) -> None:
@@ -42,7 +42,33 @@ def test_a_turn_is_answered_and_published_once(client: TestClient, sidecar: Fake
     assert HEX_ID.match(event["turn_id"])
     assert (event["user_id"], event["session_id"]) == ("ana", session_id)
     assert (event["user_message"], event["assistant_reply"]) == ("Hello there", body["reply"])
-    assert client.get("/healthz").json()["publisher"]["published"] == 1
+    assert client.get("/healthz").json()["recorder"]["recorded"] == 1
+    # The turn is stored in the chat's own state with the session's owner.
+    record = sidecar.state[f"session:{session_id}"][0]
+    assert record["user_id"] == "ana"
+    assert [t["turn_id"] for t in record["turns"]] == [event["turn_id"]]
+
+
+def test_the_next_message_sees_the_previous_turn_at_once(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    """Read-your-writes: the memory service has nothing yet (pub/sub is still on its way), the
+    chat's own record of the session has the turn."""
+    assert say(client, "I am planning to go to SF tomorrow.", session_id="rw").status_code == 200
+    assert sidecar.histories.get("rw") is None
+    reply = say(client, "Where was I planning to go tomorrow?", session_id="rw").json()["reply"]
+    assert "SF" in reply
+
+
+def test_another_users_session_is_not_found(client: TestClient, sidecar: FakeSidecar) -> None:
+    assert say(client, "My bank PIN is 4242.", session_id="private").status_code == 200
+    intruder = client.post(
+        "/chat/",
+        json={"user_id": "eve", "text": "What did I say?", "metadata": {"session_id": "private"}},
+    )
+    assert intruder.status_code == 404
+    assert intruder.json() == {"detail": "No session 'private' for user 'eve'."}
+    assert len(sidecar.published) == 1  # nothing was appended to the session
 
 
 def test_the_session_id_is_kept_and_history_is_read_with_the_limit(

@@ -70,7 +70,7 @@ def test_an_llm_failure_is_a_502_and_nothing_is_published(
     )
     assert response.status_code == 502
     assert "nothing was stored" in response.json()["detail"]
-    assert sidecar.publish_attempts == 0
+    assert sidecar.commit_attempts == 0
 
 
 def test_a_hanging_llm_is_a_504(
@@ -81,7 +81,7 @@ def test_a_hanging_llm_is_a_504(
     response = client.post("/chat/", json={"user_id": "ana", "text": "hi"})
     assert response.status_code == 504
     assert "did not answer in time" in response.json()["detail"]
-    assert sidecar.publish_attempts == 0
+    assert sidecar.commit_attempts == 0
 
 
 def test_the_instructions_reach_the_llm(

@@ -1,4 +1,5 @@
-"""The outbox: a failed publish still answers, is retried, counted and never silently lost."""
+"""The recorder: a turn that cannot be recorded still answers, is retried, counted, and never
+silently lost."""
 
 from __future__ import annotations
 
@@ -19,62 +20,62 @@ def say(client: TestClient, text: str) -> dict[str, object]:
     return dict(response.json())
 
 
-def test_a_failed_publish_is_retried_until_it_succeeds(
+def test_a_failed_commit_is_retried_until_it_succeeds(
     client: TestClient, sidecar: FakeSidecar, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sidecar.publish_failures = 3
+    sidecar.commit_failures = 3
     body = say(client, "Hello")
     [published] = sidecar.wait_for_published(1)
     assert published.data["assistant_reply"] == body["reply"]
     turn_id = published.data["turn_id"]
-    stats = client.get("/healthz").json()["publisher"]
-    assert stats == {"pending": 0, "published": 1, "retried": 3, "failed": 3, "dropped": 0}
+    stats = client.get("/healthz").json()["recorder"]
+    assert stats == {"pending": 0, "recorded": 1, "retried": 3, "failed": 3, "dropped": 0}
     failures = [
         r for r in caplog.records if "failed" in r.getMessage() and turn_id in r.getMessage()
     ]
     assert len(failures) == 3
 
 
-def test_events_leave_in_order_while_the_outbox_drains(
+def test_turns_are_recorded_in_order_while_the_queue_drains(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    sidecar.publish_failures = 2
+    sidecar.commit_failures = 2
     say(client, "first")
     say(client, "second")
     published = sidecar.wait_for_published(2)
     assert [event.data["user_message"] for event in published] == ["first", "second"]
 
 
-def test_a_full_outbox_refuses_new_turns(make_client: ClientFactory, sidecar: FakeSidecar) -> None:
-    sidecar.publish_failures = -1
+def test_a_full_queue_refuses_new_turns(make_client: ClientFactory, sidecar: FakeSidecar) -> None:
+    sidecar.commit_failures = -1
     client = make_client(outbox_max_events=1)
     say(client, "first")
     refused = client.post("/chat/", json={"user_id": "ana", "text": "second"})
     assert refused.status_code == 503
     assert "try again" in refused.json()["detail"]
-    assert client.get("/healthz").json()["publisher"]["pending"] == 1
+    assert client.get("/healthz").json()["recorder"]["pending"] == 1
 
 
-def test_unsent_events_are_reported_at_shutdown(
+def test_unrecorded_turns_are_reported_at_shutdown(
     sidecar: FakeSidecar, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sidecar.publish_failures = -1
+    sidecar.commit_failures = -1
     app = create_app(chat_settings(), model=OfflineModel(), dapr_transport=sidecar.transport)
     with TestClient(app) as client:
         say(client, "Hello")
-        health = client.get("/healthz").json()["publisher"]
+        health = client.get("/healthz").json()["recorder"]
     assert health["pending"] == 1
-    [report] = [r for r in caplog.records if "left unpublished at shutdown" in r.getMessage()]
+    [report] = [r for r in caplog.records if "left unrecorded at shutdown" in r.getMessage()]
     assert report.levelno == logging.ERROR
-    first_failure = next(r for r in caplog.records if r.getMessage().startswith("Publish of"))
-    turn_id = str(first_failure.args[0])  # type: ignore[index]
-    assert turn_id in report.getMessage()
-    assert sidecar.publish_attempts >= 2
+    first_failure = next(r for r in caplog.records if r.getMessage().startswith("Recording"))
+    item = str(first_failure.args[0])  # type: ignore[index]
+    assert item.startswith("turn ") and item in report.getMessage()
+    assert sidecar.commit_attempts >= 2
     assert not sidecar.published
 
 
-def test_the_outbox_flushes_at_shutdown(sidecar: FakeSidecar) -> None:
-    sidecar.publish_failures = 1
+def test_the_queue_flushes_at_shutdown(sidecar: FakeSidecar) -> None:
+    sidecar.commit_failures = 1
     settings = chat_settings(publish_backoff_initial_seconds=60, shutdown_flush_seconds=5)
     app = create_app(settings, model=OfflineModel(), dapr_transport=sidecar.transport)
     with TestClient(app) as client:

@@ -9,11 +9,11 @@ from daca.chat.settings import ChatSettings
 
 def test_defaults_follow_the_design() -> None:
     settings = ChatSettings()
-    assert (settings.memory_app_id, settings.pubsub_name) == ("agent-memory-service", "pubsub")
-    assert (settings.conversations_topic, settings.users_topic) == (
-        "conversations",
-        "conversations",
+    assert (settings.memory_app_id, settings.state_store) == (
+        "agent-memory-service",
+        "chat-statestore",
     )
+    assert settings.session_keep_turns == 10
     assert settings.max_message_chars == 4000
     assert settings.dapr.base_url == "http://127.0.0.1:3500"
     assert settings.llm.provider == "offline"
@@ -21,10 +21,10 @@ def test_defaults_follow_the_design() -> None:
 
 def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_MESSAGE_CHARS", "100")
-    monkeypatch.setenv("USERS_TOPIC", "users")
+    monkeypatch.setenv("CHAT_STATE_STORE", "my-store")
     monkeypatch.setenv("DAPR_HTTP_PORT", "3600")
     monkeypatch.setenv("GEMINI_API_KEY", "g-secret")
     settings = ChatSettings()
-    assert (settings.max_message_chars, settings.users_topic) == (100, "users")
+    assert (settings.max_message_chars, settings.state_store) == (100, "my-store")
     assert settings.dapr.base_url == "http://127.0.0.1:3600"
     assert settings.llm.provider == "gemini"

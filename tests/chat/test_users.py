@@ -1,10 +1,9 @@
-"""``POST /users``: registration publishes ``UserRegistered``."""
+"""``POST /users``: a registration is recorded, and ``UserRegistered`` published by the outbox."""
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.chat.conftest import ClientFactory
 from tests.chat.fake_sidecar import FakeSidecar
 
 
@@ -18,17 +17,18 @@ def test_registration_publishes_user_registered(client: TestClient, sidecar: Fak
     assert (published.topic, published.data) == ("conversations", expected)
 
 
-def test_the_users_topic_is_configurable(make_client: ClientFactory, sidecar: FakeSidecar) -> None:
-    client = make_client(users_topic="users")
-    client.post("/users", json={"user_id": "ana"})
-    assert sidecar.wait_for_published(1)[0].topic == "users"
+def test_a_registration_is_stored(client: TestClient, sidecar: FakeSidecar) -> None:
+    client.post("/users", json={"user_id": "ana", "name": "Ana"})
+    sidecar.wait_for_published(1)
+    stored = sidecar.state["registration:ana"][0]
+    assert stored == {"user_id": "ana", "name": "Ana", "preferred_style": None}
 
 
-def test_a_failed_registration_publish_is_retried(client: TestClient, sidecar: FakeSidecar) -> None:
-    sidecar.publish_failures = 2
+def test_a_failed_registration_is_retried(client: TestClient, sidecar: FakeSidecar) -> None:
+    sidecar.commit_failures = 2
     assert client.post("/users", json={"user_id": "ana", "name": "Ana"}).status_code == 202
     assert sidecar.wait_for_published(1)[0].data["name"] == "Ana"
-    assert client.get("/healthz").json()["publisher"]["failed"] == 2
+    assert client.get("/healthz").json()["recorder"]["failed"] == 2
 
 
 def test_a_bad_registration_is_a_422(client: TestClient) -> None:

@@ -1,7 +1,7 @@
 """The chat service's app factory: ``uvicorn daca.chat.app:create_app --factory``.
 
 The lifespan owns the long-lived objects: the Dapr client, the model (and its HTTP client) and
-the event publisher with its retry task. Nothing is read from the environment at import.
+the turn recorder with its retry task. Nothing is read from the environment at import.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from daca.chat.agent import ChatAgent
 from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
-from daca.chat.publisher import Backoff, EventPublisher
+from daca.chat.recorder import Backoff, TurnRecorder
 from daca.chat.routes import chat, root, users
 from daca.chat.service import ChatService
 from daca.chat.settings import ChatSettings
+from daca.chat.turnlog import TurnLog
 from daca.dapr.client import DaprClient
 from daca.llm.factory import ModelChoice, build_model
 from daca.logsetup import configure_service_logging
@@ -38,14 +39,12 @@ def _model_choice(settings: ChatSettings, model: Model | None) -> ModelChoice:
     return build_model(settings.llm)
 
 
-def _publisher(settings: ChatSettings, dapr: DaprClient) -> EventPublisher:
-    """The event publisher, with the configured outbox bound and backoff."""
+def _recorder(settings: ChatSettings) -> TurnRecorder:
+    """The turn recorder, with the configured queue bound and backoff."""
     backoff = Backoff(
         settings.publish_backoff_initial_seconds, settings.publish_backoff_max_seconds
     )
-    return EventPublisher(
-        dapr, settings.pubsub_name, max_pending=settings.outbox_max_events, backoff=backoff
-    )
+    return TurnRecorder(max_pending=settings.outbox_max_events, backoff=backoff)
 
 
 def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> ChatService:
@@ -54,7 +53,8 @@ def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> C
     agent = ChatAgent(
         choice.model, timeout=settings.agent_timeout_seconds, max_turns=settings.agent_max_turns
     )
-    return ChatService(settings, memory, agent, _publisher(settings, dapr))
+    turns = TurnLog(dapr, settings.state_store, keep_turns=settings.session_keep_turns)
+    return ChatService(settings, memory, agent, turns, _recorder(settings))
 
 
 async def _open(
@@ -63,7 +63,7 @@ async def _open(
     model: Model | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> tuple[ChatService, ModelChoice]:
-    """Open the clients and start the publisher; ``stack`` closes them in reverse order."""
+    """Open the clients and start the recorder; ``stack`` closes them in reverse order."""
     dapr = DaprClient.from_settings(
         settings.dapr, timeout=settings.dapr_timeout_seconds, transport=transport
     )
@@ -71,15 +71,15 @@ async def _open(
     choice = _model_choice(settings, model)
     stack.push_async_callback(choice.aclose)
     service = _service(settings, dapr, choice)
-    service.publisher.start()
-    stack.push_async_callback(service.publisher.close, settings.shutdown_flush_seconds)
+    service.recorder.start()
+    stack.push_async_callback(service.recorder.close, settings.shutdown_flush_seconds)
     return service, choice
 
 
 def _lifespan(
     settings: ChatSettings, model: Model | None, transport: httpx.AsyncBaseTransport | None
 ) -> Lifespan:
-    """The lifespan: open clients, start the publisher; on exit flush and close in order."""
+    """The lifespan: open clients, start the recorder; on exit flush and close in order."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

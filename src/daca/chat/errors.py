@@ -5,7 +5,8 @@
     ChatError
     ├── InvalidMessageError     400  empty or whitespace-only text
     ├── MessageTooLongError     422  text over MAX_MESSAGE_CHARS
-    ├── BacklogFullError        503  the publish outbox is full: nothing is accepted
+    ├── SessionNotFoundError    404  the session belongs to another user
+    ├── BacklogFullError        503  too many turns wait to be recorded: nothing is accepted
     ├── ModelFailedError        502  the LLM failed: nothing was stored
     └── ModelTimeoutError       504  the LLM did not answer in time: nothing was stored
 """
@@ -31,8 +32,14 @@ class MessageTooLongError(ChatError):
     status_code = 422
 
 
+class SessionNotFoundError(ChatError):
+    """The session id is another user's (a session belongs to the user who created it)."""
+
+    status_code = 404
+
+
 class BacklogFullError(ChatError):
-    """Too many events wait to be published; new turns are refused until it drains."""
+    """Too many turns wait to be recorded; new turns are refused until it drains."""
 
     status_code = 503
 

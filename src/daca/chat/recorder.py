@@ -1,15 +1,17 @@
-"""Publishes events through the sidecar, with an outbox so a failed publish is never lost.
+"""Records turns and registrations (``TurnLog``), retrying in the background when it cannot.
 
-``publish`` tries once; if the sidecar refuses or cannot be reached, the event goes to a
-bounded in-memory outbox, and a background task retries it with exponential backoff until it
-is accepted. While the outbox holds events, new ones queue behind them, so events leave in the
-order they were produced. Every failure is logged with the event id (the ``turn_id``), which
-also makes a republish idempotent on the memory side.
+``record`` tries once, inline: once it returns ``True`` the turn is stored with its event in
+the sidecar's transactional outbox and survives this process. If the sidecar refuses or cannot
+be reached, the write goes to a bounded in-memory queue, and a background task retries it with
+exponential backoff until it commits; the reply is still returned. While the queue holds
+writes, new ones queue behind them, so turns are recorded in the order they were produced.
+Every failure is logged with the item id (the ``turn_id``); the memory side's idempotency per
+turn id makes a repeated write harmless.
 
-On shutdown the current backoff is cut short and the outbox is flushed (backing off again
-from the initial delay) for a bounded time; what remains is logged at ERROR with the event
-ids. When the outbox is full, ``accepting`` turns false (the chat refuses new turns with 503);
-an event that still arrives then evicts the oldest one, logged at ERROR.
+Only a write that waits in this queue can be lost, when the process dies before the sidecar
+comes back. On shutdown the current backoff is cut short and the queue is flushed for a bounded
+time; what remains is logged at ERROR with the ids. When the queue is full, ``accepting`` turns
+false (the chat refuses new turns with 503); a write that still arrives then evicts the oldest.
 """
 
 from __future__ import annotations
@@ -18,32 +20,28 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from pydantic import BaseModel
-
-from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprClientError
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class OutboxEvent:
-    """An event waiting to be published."""
+class PendingWrite:
+    """A write waiting to be retried: its id (for the logs) and the attempt to repeat."""
 
-    event_id: str
-    topic: str
-    data: dict[str, Any]
+    item_id: str
+    attempt: Callable[[], Awaitable[None]]
 
 
 @dataclass
-class PublisherStats:
-    """Counters: events waiting, published, retry attempts, failed attempts, evicted."""
+class RecorderStats:
+    """Counters: writes waiting, recorded, retry attempts, failed attempts, evicted."""
 
     pending: int = 0
-    published: int = 0
+    recorded: int = 0
     retried: int = 0
     failed: int = 0
     dropped: int = 0
@@ -65,76 +63,76 @@ class Backoff:
         return min(delay * 2, self.maximum)
 
 
-class EventPublisher:
-    """Publishes to one pubsub component, retrying failed events from an outbox."""
+class TurnRecorder:
+    """Runs writes once inline, and retries the failed ones in order in the background."""
 
-    def __init__(
-        self, dapr: DaprClient, pubsub: str, *, max_pending: int, backoff: Backoff
-    ) -> None:
-        self._dapr = dapr
-        self._pubsub = pubsub
+    def __init__(self, *, max_pending: int, backoff: Backoff) -> None:
         self._max_pending = max_pending
         self._backoff = backoff
-        self._outbox: deque[OutboxEvent] = deque()
+        self._queue: deque[PendingWrite] = deque()
         self._has_work = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
         self._hurry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stats = PublisherStats()
+        self._stats = RecorderStats()
 
     @property
-    def stats(self) -> PublisherStats:
+    def stats(self) -> RecorderStats:
         """A snapshot of the counters."""
-        return PublisherStats(**{**self._stats.as_dict(), "pending": len(self._outbox)})
+        return RecorderStats(**{**self._stats.as_dict(), "pending": len(self._queue)})
 
     @property
     def accepting(self) -> bool:
-        """Whether the outbox has room for another event."""
-        return len(self._outbox) < self._max_pending
+        """Whether the queue has room for another write."""
+        return len(self._queue) < self._max_pending
 
     def start(self) -> None:
         """Start the background retry task."""
-        self._task = asyncio.create_task(self._retry_forever(), name="chat-outbox")
+        self._task = asyncio.create_task(self._retry_forever(), name="chat-recorder")
         self._task.add_done_callback(_report_crash)
 
-    async def publish(self, topic: str, event: BaseModel, *, event_id: str) -> bool:
-        """Publish ``event``; ``False`` when it was queued for retry instead."""
-        item = OutboxEvent(event_id, topic, event.model_dump(mode="json"))
-        if not self._outbox and await self._attempt(item):
+    async def record(self, item_id: str, attempt: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``attempt``; ``False`` when it failed and was queued for retry instead.
+
+        Only Dapr client errors (the sidecar or the store unavailable) are retried; any other
+        error propagates at once.
+        """
+        item = PendingWrite(item_id, attempt)
+        if not self._queue and await self._attempt(item):
             return True
         self._enqueue(item)
         return False
 
-    async def _attempt(self, item: OutboxEvent) -> bool:
-        """One publish attempt; failures are counted and logged with the event id."""
+    async def _attempt(self, item: PendingWrite) -> bool:
+        """One attempt; failures are counted and logged with the item id."""
         try:
-            await self._dapr.publish(self._pubsub, item.topic, item.data)
+            await item.attempt()
         except DaprClientError as exc:
             self._stats.failed += 1
-            logger.warning("Publish of event %s to %s failed: %s", item.event_id, item.topic, exc)
+            logger.warning("Recording %s failed: %s", item.item_id, exc)
             return False
-        self._stats.published += 1
+        self._stats.recorded += 1
         return True
 
-    def _enqueue(self, item: OutboxEvent) -> None:
-        """Queue ``item`` for retry, evicting the oldest event when the outbox is full."""
+    def _enqueue(self, item: PendingWrite) -> None:
+        """Queue ``item`` for retry, evicting the oldest write when the queue is full."""
         if not self.accepting:
-            evicted = self._outbox.popleft()
+            evicted = self._queue.popleft()
             self._stats.dropped += 1
-            logger.error("Outbox full: event %s dropped unpublished", evicted.event_id)
-        self._outbox.append(item)
+            logger.error("Queue full: %s dropped unrecorded", evicted.item_id)
+        self._queue.append(item)
         self._has_work.set()
         self._empty.clear()
-        logger.info("Event %s queued for retry (%d pending)", item.event_id, len(self._outbox))
+        logger.info("%s queued for retry (%d pending)", item.item_id, len(self._queue))
 
     async def _retry_forever(self) -> None:
-        """Retry the oldest queued event until it is published, then the next."""
+        """Retry the oldest queued write until it is recorded, then the next."""
         delay = self._backoff.initial
         while True:
             await self._wait_for_work()
             self._stats.retried += 1
-            head = self._outbox[0]
+            head = self._queue[0]
             if await self._attempt(head):
                 self._dequeue(head)
                 delay = self._backoff.initial
@@ -142,17 +140,17 @@ class EventPublisher:
             interrupted = await self._pause(delay)
             delay = self._backoff.initial if interrupted else self._backoff.next(delay)
 
-    def _dequeue(self, item: OutboxEvent) -> None:
-        """Remove ``item``, just published (unless an overflow evicted it meanwhile)."""
-        logger.info("Event %s published on retry", item.event_id)
+    def _dequeue(self, item: PendingWrite) -> None:
+        """Remove ``item``, just recorded (unless an overflow evicted it meanwhile)."""
+        logger.info("%s recorded on retry", item.item_id)
         with contextlib.suppress(ValueError):
-            self._outbox.remove(item)
-        if not self._outbox:
+            self._queue.remove(item)
+        if not self._queue:
             self._empty.set()
 
     async def _wait_for_work(self) -> None:
-        """Return once the outbox holds an event."""
-        while not self._outbox:
+        """Return once the queue holds a write."""
+        while not self._queue:
             self._has_work.clear()
             await self._has_work.wait()
 
@@ -166,15 +164,15 @@ class EventPublisher:
         return interrupted
 
     async def close(self, flush_timeout: float) -> None:
-        """Flush the outbox for at most ``flush_timeout`` s, stop, and report what is left."""
+        """Flush the queue for at most ``flush_timeout`` s, stop, and report what is left."""
         self._hurry.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(flush_timeout):
                 await self._empty.wait()
         await self._stop_task()
-        if self._outbox:
-            ids = ", ".join(item.event_id for item in self._outbox)
-            logger.error("%d event(s) left unpublished at shutdown: %s", len(self._outbox), ids)
+        if self._queue:
+            ids = ", ".join(item.item_id for item in self._queue)
+            logger.error("%d write(s) left unrecorded at shutdown: %s", len(self._queue), ids)
 
     async def _stop_task(self) -> None:
         """Cancel the retry task and wait for it."""
@@ -188,4 +186,4 @@ class EventPublisher:
 def _report_crash(task: asyncio.Task[None]) -> None:
     """Log the retry task's death loudly, should it ever die of an unexpected error."""
     if not task.cancelled() and task.exception() is not None:
-        logger.error("The outbox retry task died", exc_info=task.exception())
+        logger.error("The recorder's retry task died", exc_info=task.exception())

@@ -1,19 +1,34 @@
-"""One chat turn and one registration, without HTTP: the logic the routes call."""
+"""One chat turn and one registration, without HTTP: the logic the routes call.
+
+A turn: read what the memory service knows (by invocation) and this service's own record of
+the session (its state store) at once; answer with the agent; record the turn with its event in
+one outbox transaction (``turnlog``); reply. The session's recent turns come from both sources,
+so a message sent right after the previous reply sees that reply even before pub/sub has
+delivered it to the memory service.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from uuid import uuid4
 
 from daca.chat.agent import ChatAgent
-from daca.chat.errors import BacklogFullError, InvalidMessageError, MessageTooLongError
+from daca.chat.errors import (
+    BacklogFullError,
+    InvalidMessageError,
+    MessageTooLongError,
+    SessionNotFoundError,
+)
 from daca.chat.memory_client import MemoryClient
 from daca.chat.models import Message, Response, ResponseMetadata, UserRegistration
-from daca.chat.publisher import EventPublisher
+from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
+from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
 from daca.contracts.events import ConversationUpdated, UserRegistered
-from daca.contracts.models import MAX_REPLY_CHARS
+from daca.contracts.models import MAX_REPLY_CHARS, ConversationEntry
+from daca.dapr.errors import DaprClientError
 from daca.llm.prompts import build_chat_instructions
 
 logger = logging.getLogger(__name__)
@@ -43,17 +58,18 @@ class ChatService:
     settings: ChatSettings
     memory: MemoryClient
     agent: ChatAgent
-    publisher: EventPublisher
+    turns: TurnLog
+    recorder: TurnRecorder
 
     async def answer(self, message: Message) -> Response:
-        """Read memory, run the agent, publish ``ConversationUpdated``, return the reply."""
+        """Read memory and the session, run the agent, record the turn, return the reply."""
         text = check_text(message.text, self.settings.max_message_chars)
-        if not self.publisher.accepting:
-            raise BacklogFullError("Too many events wait to be published; try again shortly.")
+        if not self.recorder.accepting:
+            raise BacklogFullError("Too many turns wait to be recorded; try again shortly.")
         session_id = (message.metadata and message.metadata.session_id) or new_id()
         turn_id = new_id()
         reply = await self._reply(message.user_id, session_id, text, turn_id)
-        await self._publish_turn(message.user_id, session_id, turn_id, text, reply)
+        await self._record_turn(message.user_id, session_id, turn_id, text, reply)
         return Response(
             user_id=message.user_id, reply=reply, metadata=ResponseMetadata(session_id=session_id)
         )
@@ -61,28 +77,60 @@ class ChatService:
     async def _reply(self, user_id: str, session_id: str, text: str, turn_id: str) -> str:
         """The agent's reply, with what the memory service knows in its instructions."""
         limit = self.settings.history_limit
-        memory = await self.memory.snapshot(user_id, session_id, limit)
+        memory, own = await asyncio.gather(
+            self.memory.snapshot(user_id, session_id, limit), self._own_session(session_id)
+        )
+        if own is not None and own.user_id != user_id:
+            raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.")
+        recent = merge_recent(memory.recent, own, limit)
         budget = self.settings.history_token_budget
-        instructions = build_chat_instructions(memory.metadata, memory.recent, token_budget=budget)
+        instructions = build_chat_instructions(memory.metadata, recent, token_budget=budget)
         return await self.agent.reply(instructions, text, turn_id=turn_id)
 
-    async def _publish_turn(
+    async def _own_session(self, session_id: str) -> SessionRecord | None:
+        """This service's record of the session; ``None`` when unknown or unreadable now."""
+        try:
+            return await self.turns.session(session_id)
+        except DaprClientError as exc:
+            logger.warning("Session record of %s unavailable: %s", session_id, exc)
+            return None
+
+    async def _record_turn(
         self, user_id: str, session_id: str, turn_id: str, text: str, reply: str
     ) -> None:
-        """Publish the turn (queued for retry if the sidecar refuses)."""
+        """Record the turn with its event (queued for retry if the sidecar refuses)."""
         if len(reply) > MAX_REPLY_CHARS:
             logger.warning("turn %s: reply of %d characters stored truncated", turn_id, len(reply))
         event = ConversationUpdated(
             user_id=user_id, session_id=session_id, turn_id=turn_id,
             user_message=text, assistant_reply=reply[:MAX_REPLY_CHARS],
         )  # fmt: skip
-        topic = self.settings.conversations_topic
-        await self.publisher.publish(topic, event, event_id=turn_id)
+        try:
+            await self.recorder.record(f"turn {turn_id}", lambda: self.turns.record_turn(event))
+        except SessionOwnershipError as exc:  # another user created the session meanwhile
+            raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.") from exc
         logger.info("Turn %s of session %s answered for user %s", turn_id, session_id, user_id)
 
     async def register(self, registration: UserRegistration) -> UserRegistered:
-        """Publish ``UserRegistered`` (queued for retry if the sidecar refuses)."""
+        """Record the registration with ``UserRegistered`` (queued for retry if refused)."""
         event = UserRegistered(**registration.model_dump())
-        event_id = f"user-{registration.user_id}-{new_id()}"
-        await self.publisher.publish(self.settings.users_topic, event, event_id=event_id)
+        item = f"registration of {registration.user_id}"
+        await self.recorder.record(item, lambda: self.turns.record_registration(event))
         return event
+
+
+def merge_recent(
+    remembered: list[ConversationEntry], own: SessionRecord | None, limit: int
+) -> list[ConversationEntry]:
+    """The session's last ``limit`` entries from the memory service's history and this
+    service's own record, each entry once, in time order."""
+    if own is None:
+        return remembered[-limit:] if limit else []
+    seen: set[tuple[str, str, str]] = set()
+    merged: list[ConversationEntry] = []
+    for entry in sorted([*remembered, *own.entries()], key=lambda e: e.timestamp):
+        identity = (entry.timestamp, entry.role, entry.content)
+        if identity not in seen:
+            seen.add(identity)
+            merged.append(entry)
+    return merged[-limit:] if limit else []

@@ -17,15 +17,16 @@ class ChatSettings(BaseSettings):
     own settings classes, nested here so one object describes the service.
     """
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     dapr: DaprSettings = Field(default_factory=DaprSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
     memory_app_id: str = Field(default="agent-memory-service", min_length=1)
-    pubsub_name: str = Field(default="pubsub", min_length=1)
-    conversations_topic: str = Field(default="conversations", min_length=1)
-    users_topic: str = Field(default="conversations", min_length=1)
+    #: The chat's own state store, with Dapr's transactional outbox publishing to the
+    #: conversations topic (components/chat-statestore.yaml).
+    state_store: str = Field(default="chat-statestore", min_length=1, alias="CHAT_STATE_STORE")
+    session_keep_turns: int = Field(default=10, ge=0)
 
     max_message_chars: int = Field(default=4000, ge=1, le=MAX_MESSAGE_CHARS)
     history_limit: int = Field(default=20, ge=0)

@@ -29,6 +29,7 @@ from daca.runtime.delivery import AppChannel, Delivery, merge_subscriptions, par
 from daca.runtime.invoke import Invoker
 from daca.runtime.loader import load_configuration, load_resources
 from daca.runtime.nameregistry import AppRecord, NameRegistry
+from daca.runtime.outbox import Outbox, OutboxConfig
 from daca.runtime.pubsub.base import Subscription
 from daca.runtime.registry import BundledRedisPool, Components, start_components
 from daca.runtime.resources import Resources, SubscriptionSpec
@@ -63,6 +64,18 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _outbox(app_id: str, components: Components) -> Outbox | None:
+    """The transactional outbox of the state stores that configure one (``None``: none do)."""
+    configs = [
+        config
+        for name in components.state_stores
+        if (config := OutboxConfig.from_component(components.specs[name])) is not None
+    ]
+    if not configs:
+        return None
+    return Outbox(app_id, configs, components.pubsubs, components.state_stores)
 
 
 class Sidecar:
@@ -124,6 +137,8 @@ class Sidecar:
             await self._session.close()
             raise
         self._register()
+        if self.context.outbox is not None:
+            await self.context.outbox.start()
         self._subscribe_task = asyncio.create_task(self._subscribe(), name="subscribe")
         logger.info(
             "sidecar for %r listening on http://%s:%d", cfg.app_id, cfg.host, self.http_port
@@ -138,6 +153,7 @@ class Sidecar:
             components=components,
             resources=resources,
             invoker=invoker,
+            outbox=_outbox(self.config.app_id, components),
             app_port=self.config.app_port,
             app_channel_address=self.config.app_channel_address,
         )
@@ -258,6 +274,8 @@ class Sidecar:
         for subscription in self._subscriptions:
             await subscription.close()
         self._subscriptions.clear()
+        if self._ctx is not None and self._ctx.outbox is not None:
+            await self._ctx.outbox.close()
         await self._stop_server()
         if self._ctx is not None:
             await self._ctx.components.close()

@@ -19,9 +19,9 @@ async def root() -> dict[str, str]:
 
 @router.get("/healthz")
 async def healthz(request: Request, service: Chat) -> dict[str, Any]:
-    """Liveness, the model in use and the publisher's counters."""
+    """Liveness, the model in use and the turn recorder's counters."""
     return {
         "status": "ok",
         "model": request.app.state.model_description,
-        "publisher": service.publisher.stats.as_dict(),
+        "recorder": service.recorder.stats.as_dict(),
     }

@@ -15,6 +15,7 @@ from daca.runtime.resources import Resources, SubscriptionSpec
 
 if TYPE_CHECKING:
     from daca.runtime.invoke import Invoker
+    from daca.runtime.outbox import Outbox
 
 METADATA_PREFIX = "metadata."
 
@@ -27,6 +28,7 @@ class RuntimeContext:
     components: Components
     resources: Resources
     invoker: Invoker
+    outbox: Outbox | None = None
     app_port: int | None = None
     app_channel_address: str = "127.0.0.1"
     subscriptions: list[SubscriptionSpec] = field(default_factory=list)

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from daca.runtime.api.common import RuntimeContext, context, malformed, request_metadata
 from daca.runtime.errors import DaprError, ETagInvalidError, ETagMismatchError, StoreError
+from daca.runtime.outbox import PROJECTION, Outbox, OutboxUpsert
 from daca.runtime.state.base import (
     Concurrency,
     DeleteRequest,
@@ -760,11 +761,50 @@ async def transact_state(request: Request) -> Response:
     operations, encoding = body["operations"], store.value_encoding
     writes = [_transaction_write(ctx, name, op, query, encoding) for op in operations]
     try:
-        await store.transact([write.operation(store) for write in writes])
+        backend_ops = [write.operation(store) for write in writes]
+        if ctx.outbox is not None and ctx.outbox.enabled(name):
+            backend_ops = await _through_outbox(ctx.outbox, name, writes, backend_ops, request)
+        await store.transact(backend_ops)
     except StoreError as exc:
         message = f"error while executing state transaction: {_store_error_text(exc)}"
         raise DaprError(500, "ERR_STATE_TRANSACTION", message) from exc
     return Response(status_code=204)
+
+
+async def _through_outbox(
+    outbox: Outbox,
+    store: str,
+    writes: list[_Write],
+    operations: list[SetRequest | DeleteRequest],
+    request: Request,
+) -> list[SetRequest | DeleteRequest]:
+    """The transaction's operations once the outbox has published its upserts' internal
+    messages: projections left out, one marker per published upsert added (``outbox``)."""
+    upserts = [
+        OutboxUpsert(
+            key=write.key,
+            value=write.value,
+            content_type=write.metadata.get("contentType"),
+            projection=write.metadata.get(PROJECTION, "").lower() == "true",
+            metadata={k: v for k, v in write.metadata.items() if k != PROJECTION},
+        )
+        for write in writes
+        if write.value is not None
+    ]
+    try:
+        projected, markers = await outbox.prepare(
+            store, upserts, request.headers.get("traceparent", "")
+        )
+    except StoreError as exc:
+        raise DaprError(
+            500, "ERR_PUBLISH_OUTBOX", f"error while publishing outbox messages: {exc}"
+        ) from exc
+    kept = [
+        op
+        for op, write in zip(operations, writes, strict=True)
+        if not (write.key in projected and write.metadata.get(PROJECTION, "").lower() == "true")
+    ]
+    return [*kept, *markers]
 
 
 routes = [

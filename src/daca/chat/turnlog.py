@@ -1,0 +1,157 @@
+"""The chat service's durable record of its turns, published through Dapr's transactional outbox.
+
+Each turn is ONE state transaction on the chat's own state store (``chat-statestore``, set up
+with ``outboxPublishPubsub``/``outboxPublishTopic``): the session record ``session:{id}`` (who
+owns the session and its most recent turns) is upserted with the ETag it was read with, and the
+``ConversationUpdated`` event rides along as that key's ``outbox.projection``. When the
+transaction commits, the sidecar publishes the event; if it does not commit, nothing is
+published. So a reply the user saw always has a stored turn that will reach the memory service,
+even if this process is killed right after answering, and the next message of the session reads
+the turn back from here at once (read-your-writes), before pub/sub has delivered it.
+
+A registration is recorded the same way under ``registration:{user_id}`` with its
+``UserRegistered`` event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, Field
+
+from daca.contracts.events import ConversationUpdated, UserRegistered
+from daca.contracts.ids import Identifier
+from daca.contracts.models import ConversationEntry
+from daca.dapr.client import DaprClient
+from daca.dapr.guarded import create_missing, guarded_upsert, outbox_projection
+from daca.dapr.models import StateEntry
+from daca.dapr.retry import ConflictError, retry_on_conflict
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 20
+
+
+class RecentTurn(BaseModel):
+    """One turn as the session record keeps it."""
+
+    turn_id: Identifier
+    user_message: str
+    assistant_reply: str
+    timestamp: str
+
+
+class SessionRecord(BaseModel):
+    """A session of the chat service: its owner and its most recent turns, oldest first."""
+
+    session_id: Identifier
+    user_id: Identifier
+    turns: list[RecentTurn] = Field(default_factory=list)
+
+    def with_turn(self, event: ConversationUpdated, keep: int) -> SessionRecord:
+        """A copy with the event's turn added (once) and only the last ``keep`` turns kept."""
+        turn = RecentTurn(
+            turn_id=event.turn_id or "",
+            user_message=event.user_message,
+            assistant_reply=event.assistant_reply,
+            timestamp=event.timestamp,
+        )
+        others = [t for t in self.turns if t.turn_id != turn.turn_id]
+        return self.model_copy(update={"turns": [*others, turn][-keep:] if keep else []})
+
+    def entries(self) -> list[ConversationEntry]:
+        """The turns as history entries, oldest first."""
+        return [
+            entry
+            for turn in self.turns
+            for entry in (
+                ConversationEntry(role="user", content=turn.user_message, timestamp=turn.timestamp),
+                ConversationEntry(
+                    role="assistant", content=turn.assistant_reply, timestamp=turn.timestamp
+                ),
+            )
+        ]
+
+
+class Registration(BaseModel):
+    """What a user registered with."""
+
+    user_id: Identifier
+    name: str | None = None
+    preferred_style: str | None = None
+
+
+class SessionOwnershipError(Exception):
+    """The session exists and belongs to another user."""
+
+
+def session_key(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def registration_key(user_id: str) -> str:
+    return f"registration:{user_id}"
+
+
+class TurnLog:
+    """Reads session records and commits turns and registrations with their events."""
+
+    def __init__(self, dapr: DaprClient, store: str, *, keep_turns: int) -> None:
+        self._dapr = dapr
+        self._store = store
+        self._keep = keep_turns
+
+    async def session(self, session_id: str) -> SessionRecord | None:
+        """The session's record, or ``None`` for a session this service has not seen."""
+        entry = await self._dapr.get_state(self._store, session_key(session_id))
+        return _record(entry)
+
+    async def record_turn(self, event: ConversationUpdated) -> None:
+        """Store the turn and have its event published, atomically (retried on conflicts)."""
+        await retry_on_conflict(
+            lambda: self._record_turn_once(event),
+            attempts=ATTEMPTS,
+            what=f"record turn {event.turn_id}",
+        )
+
+    async def _record_turn_once(self, event: ConversationUpdated) -> None:
+        key = session_key(event.session_id)
+        entry = await self._read_or_create(
+            key, SessionRecord(session_id=event.session_id, user_id=event.user_id)
+        )
+        record = _record(entry)
+        if record is None or record.user_id != event.user_id:
+            raise SessionOwnershipError(event.session_id)
+        operations = [
+            guarded_upsert(key, record.with_turn(event, self._keep), entry),
+            outbox_projection(key, event),
+        ]
+        await self._dapr.transact_state(self._store, operations)
+
+    async def record_registration(self, event: UserRegistered) -> None:
+        """Store the registration and have its event published, atomically."""
+        await retry_on_conflict(
+            lambda: self._record_registration_once(event),
+            attempts=ATTEMPTS,
+            what=f"record registration of {event.user_id}",
+        )
+
+    async def _record_registration_once(self, event: UserRegistered) -> None:
+        key = registration_key(event.user_id)
+        entry = await self._read_or_create(key, Registration(user_id=event.user_id))
+        registration = Registration.model_validate(event.model_dump(exclude={"event_type"}))
+        operations = [guarded_upsert(key, registration, entry), outbox_projection(key, event)]
+        await self._dapr.transact_state(self._store, operations)
+
+    async def _read_or_create(self, key: str, empty: BaseModel) -> StateEntry:
+        """The record at ``key``, created as ``empty`` first when missing (see ``guarded``)."""
+        entry = await self._dapr.get_state(self._store, key)
+        if await create_missing(self._dapr, self._store, {key: empty}, {key: entry}):
+            entry = await self._dapr.get_state(self._store, key)
+        if entry is None:
+            raise ConflictError(f"{key} vanished after it was created")
+        return entry
+
+
+def _record(entry: StateEntry | None) -> SessionRecord | None:
+    return None if entry is None else SessionRecord.model_validate(entry.value)
