@@ -13,6 +13,7 @@ from daca.chat.app import create_app
 from daca.chat.settings import ChatSettings
 from daca.llm.offline import OfflineModel
 from tests.chat.fake_sidecar import FakeSidecar
+from tests.local import LOCAL
 
 ClientFactory = Callable[..., TestClient]
 
@@ -48,7 +49,7 @@ def make_client(sidecar: FakeSidecar) -> Iterator[ClientFactory]:
     def factory(offline: bool = True, **overrides: Any) -> TestClient:
         model = OfflineModel() if offline else None
         app = create_app(chat_settings(**overrides), model=model, dapr_transport=sidecar.transport)
-        client = TestClient(app)
+        client = TestClient(app, **LOCAL)
         stack.append(client)
         return client.__enter__()
 

@@ -12,6 +12,7 @@ from daca.chat.app import create_app
 from daca.llm.offline import OfflineModel
 from tests.chat.conftest import ClientFactory, chat_settings
 from tests.chat.fake_sidecar import FakeSidecar
+from tests.local import LOCAL
 
 
 def say(client: TestClient, text: str) -> dict[str, object]:
@@ -61,7 +62,7 @@ def test_unrecorded_turns_are_reported_at_shutdown(
 ) -> None:
     sidecar.commit_failures = -1
     app = create_app(chat_settings(), model=OfflineModel(), dapr_transport=sidecar.transport)
-    with TestClient(app) as client:
+    with TestClient(app, **LOCAL) as client:
         say(client, "Hello")
         health = client.get("/healthz").json()["recorder"]
     assert health["pending"] == 1
@@ -78,6 +79,6 @@ def test_the_queue_flushes_at_shutdown(sidecar: FakeSidecar) -> None:
     sidecar.commit_failures = 1
     settings = chat_settings(publish_backoff_initial_seconds=60, shutdown_flush_seconds=5)
     app = create_app(settings, model=OfflineModel(), dapr_transport=sidecar.transport)
-    with TestClient(app) as client:
+    with TestClient(app, **LOCAL) as client:
         say(client, "Hello")
     assert len(sidecar.published) == 1

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from daca.access.settings import AccessSettings
 from daca.chat.app import create_app as create_chat_app
 from daca.chat.settings import ChatSettings
 from daca.dapr.settings import DaprSettings
@@ -70,6 +71,7 @@ async def run_system(
     *,
     summary_writer: SummaryWriter | None = None,
     tokens: Tokens | None = None,
+    access: dict[str, str] | None = None,
 ) -> AsyncIterator[System]:
     """Both services and their sidecars; the summary writer defaults to the offline model."""
     resources = copy_components(tmp_path / "components", redis_address)
@@ -81,7 +83,9 @@ async def run_system(
     )
     # What the memory app's own sidecar sends it; the tests call the app as its sidecar would.
     app_headers = {"dapr-api-token": tokens.app_api_token} if tokens else {}
+    access_settings = AccessSettings.model_validate(access or {})
     memory_settings = MemorySettings(
+        access=access_settings,
         **token_env,
         DAPR_HTTP_PORT=memory_dapr,
         SUMMARY_DEBOUNCE_SECONDS=0.2,
@@ -90,6 +94,7 @@ async def run_system(
         SUMMARY_RETRY_MAX_SECONDS=0.5,
     )
     chat_settings = ChatSettings(
+        access=access_settings,
         dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr, **token_env),
         publish_backoff_initial_seconds=0.05,
         publish_backoff_max_seconds=0.2,

@@ -6,6 +6,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from daca.memory.app import create_app
+from tests.local import LOCAL
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import FakeWriter, memory_settings, running_app
 
@@ -85,7 +86,7 @@ def test_sync_test_client_runs_the_lifespan(sidecar: FakeSidecar) -> None:
     app = create_app(
         memory_settings(), summary_writer=FakeWriter(), dapr_transport=sidecar.transport
     )
-    with TestClient(app) as client:
+    with TestClient(app, **LOCAL) as client:
         assert "Welcome" in client.get("/").json()["message"]
         health = client.get("/healthz").json()
         assert health["status"] == "ok"

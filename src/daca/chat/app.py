@@ -15,6 +15,8 @@ from agents import Model
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from daca.access.guard import apply_mode
+from daca.access.tokens import TokenVerifier
 from daca.chat.agent import ChatAgent
 from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
@@ -98,7 +100,8 @@ def _lifespan(
 async def _chat_error(request: Request, exc: Exception) -> JSONResponse:
     """Render a ``ChatError`` as its status with ``{"detail": message}``."""
     status = exc.status_code if isinstance(exc, ChatError) else 500
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
 
 def create_app(
@@ -119,4 +122,8 @@ def create_app(
     app.add_exception_handler(ChatError, _chat_error)
     for router in (root.router, chat.router, users.router):
         app.include_router(router)
+    app.state.token_verifier = (
+        TokenVerifier(settings.access) if settings.access.production else None
+    )
+    apply_mode(app, settings.access, "chat service")
     return app

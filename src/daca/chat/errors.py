@@ -5,6 +5,8 @@
     ChatError
     ├── InvalidMessageError     400  empty or whitespace-only text
     ├── MessageTooLongError     422  text over MAX_MESSAGE_CHARS
+    ├── UnauthenticatedError    401  production mode: no valid bearer token
+    ├── WrongUserError          403  production mode: the body's user_id is not the token's
     ├── SessionNotFoundError    404  the session belongs to another user
     ├── BacklogFullError        503  too many turns wait to be recorded: nothing is accepted
     ├── ModelFailedError        502  the LLM failed: nothing was stored
@@ -30,6 +32,18 @@ class MessageTooLongError(ChatError):
     """The message text is longer than the configured limit."""
 
     status_code = 422
+
+
+class UnauthenticatedError(ChatError):
+    """Production mode: the request carries no valid bearer token."""
+
+    status_code = 401
+
+
+class WrongUserError(ChatError):
+    """Production mode: the request speaks for a user its token does not belong to."""
+
+    status_code = 403
 
 
 class SessionNotFoundError(ChatError):

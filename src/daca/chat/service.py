@@ -20,6 +20,7 @@ from daca.chat.errors import (
     InvalidMessageError,
     MessageTooLongError,
     SessionNotFoundError,
+    WrongUserError,
 )
 from daca.chat.memory_client import MemoryClient
 from daca.chat.models import Message, Response, ResponseMetadata, UserRegistration
@@ -46,6 +47,12 @@ def check_text(text: str, limit: int) -> str:
     return text
 
 
+def check_caller(caller: str | None, user_id: str) -> None:
+    """In production mode (a ``caller``), a request speaks only for its token's user."""
+    if caller is not None and caller != user_id:
+        raise WrongUserError(f"The token is for user {caller!r}, not {user_id!r}.")
+
+
 def new_id() -> str:
     """A fresh session or turn id (uuid4 hex)."""
     return uuid4().hex
@@ -61,8 +68,12 @@ class ChatService:
     turns: TurnLog
     recorder: TurnRecorder
 
-    async def answer(self, message: Message) -> Response:
-        """Read memory and the session, run the agent, record the turn, return the reply."""
+    async def answer(self, message: Message, *, caller: str | None = None) -> Response:
+        """Read memory and the session, run the agent, record the turn, return the reply.
+
+        ``caller`` is the authenticated user (production mode), who must be the message's.
+        """
+        check_caller(caller, message.user_id)
         text = check_text(message.text, self.settings.max_message_chars)
         if not self.recorder.accepting:
             raise BacklogFullError("Too many turns wait to be recorded; try again shortly.")
@@ -111,8 +122,11 @@ class ChatService:
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.") from exc
         logger.info("Turn %s of session %s answered for user %s", turn_id, session_id, user_id)
 
-    async def register(self, registration: UserRegistration) -> UserRegistered:
+    async def register(
+        self, registration: UserRegistration, *, caller: str | None = None
+    ) -> UserRegistered:
         """Record the registration with ``UserRegistered`` (queued for retry if refused)."""
+        check_caller(caller, registration.user_id)
         event = UserRegistered(**registration.model_dump())
         item = f"registration of {registration.user_id}"
         await self.recorder.record(item, lambda: self.turns.record_registration(event))

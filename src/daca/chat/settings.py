@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from daca.access.settings import AccessSettings
 from daca.contracts.models import MAX_MESSAGE_CHARS
 from daca.dapr.settings import DaprSettings
 from daca.llm.settings import LLMSettings
@@ -21,6 +22,7 @@ class ChatSettings(BaseSettings):
 
     dapr: DaprSettings = Field(default_factory=DaprSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     memory_app_id: str = Field(default="agent-memory-service", min_length=1)
     #: The chat's own state store, with Dapr's transactional outbox publishing to the

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from daca.access.guard import apply_mode
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.dapr.retry import ConcurrencyExhaustedError
@@ -47,6 +48,7 @@ def create_app(
     for module in (root, memories, conversations, deadletters):
         app.include_router(module.router)
     _add_error_handlers(app)
+    apply_mode(app, settings.access, "memory service")
     return app
 
 

@@ -34,11 +34,27 @@ def verify_app_token(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing dapr-api-token")
 
 
+#: What a sidecar delivers an event as. Anything else (``text/plain``, a form) is refused with
+#: 415: a browser may send those cross-site without a preflight.
+EVENT_CONTENT_TYPES = frozenset({"application/cloudevents+json", "application/json"})
+
+
+def require_event_content_type(request: Request) -> None:
+    """415 unless the body is declared as a CloudEvent (or JSON)."""
+    declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if declared not in EVENT_CONTENT_TYPES:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "events are accepted as application/cloudevents+json (or application/json) only",
+        )
+
+
 async def read_envelope(request: Request) -> CloudEvent | None:
     """The delivered CloudEvent, or ``None`` when it does not validate (the caller DROPs it).
 
     Read from the raw body so FastAPI never answers 422 to the sidecar.
     """
+    require_event_content_type(request)
     try:
         return CloudEvent.model_validate_json(await request.body())
     except ValidationError as exc:
@@ -48,6 +64,7 @@ async def read_envelope(request: Request) -> CloudEvent | None:
 
 async def read_raw_event(request: Request) -> dict[str, Any]:
     """The delivered body as a JSON object; anything else is wrapped as ``{"raw": text}``."""
+    require_event_content_type(request)
     body = await request.body()
     try:
         value = json.loads(body)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Self
 
+from pydantic import Field, field_validator, model_validator
+
+from daca.access.settings import AccessSettings
 from daca.dapr.settings import DaprSettings
 
 
@@ -14,6 +17,7 @@ class MemorySettings(DaprSettings):
     ``APP_API_TOKEN``) are inherited from ``DaprSettings``.
     """
 
+    access: AccessSettings = Field(default_factory=AccessSettings)
     app_id: str = Field(default="agent-memory-service", validation_alias="APP_ID")
     state_store: str = Field(default="statestore", validation_alias="STATE_STORE")
     pubsub_name: str = Field(default="pubsub", validation_alias="PUBSUB_NAME")
@@ -39,6 +43,13 @@ class MemorySettings(DaprSettings):
         default=60.0, gt=0, validation_alias="SUMMARY_RETRY_MAX_SECONDS"
     )
     summary_max_batch: int = Field(default=100, ge=1, validation_alias="SUMMARY_MAX_BATCH")
+
+    @model_validator(mode="after")
+    def _production_needs_the_app_token(self) -> Self:
+        """In production mode only the sidecar may call the service: it must have a token."""
+        if self.access.production and not self.app_api_token:
+            raise ValueError("production mode (DACA_MODE=production) needs APP_API_TOKEN")
+        return self
 
     @field_validator("page_size")
     @classmethod

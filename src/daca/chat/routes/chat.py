@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from daca.chat.deps import Chat
+from daca.chat.deps import Caller, Chat
 from daca.chat.models import Message, Response
 
 router = APIRouter(tags=["chat"])
 
 
 @router.post("/chat/", response_model=Response)
-async def chat(message: Message, service: Chat) -> Response:
-    """Answer ``message`` with what the memory service knows about the user."""
-    return await service.answer(message)
+async def chat(message: Message, service: Chat, caller: Caller) -> Response:
+    """Answer ``message`` with what the memory service knows about the user (in production
+    mode the token's user, who must be the body's ``user_id``)."""
+    return await service.answer(message, caller=caller)

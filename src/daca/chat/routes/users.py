@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from daca.chat.deps import Chat
+from daca.chat.deps import Caller, Chat
 from daca.chat.models import UserRegistration
 from daca.contracts.events import UserRegistered
 
@@ -12,6 +12,9 @@ router = APIRouter(tags=["users"])
 
 
 @router.post("/users", response_model=UserRegistered, status_code=status.HTTP_202_ACCEPTED)
-async def register_user(registration: UserRegistration, service: Chat) -> UserRegistered:
-    """Publish ``UserRegistered``; the memory service stores it asynchronously (202)."""
-    return await service.register(registration)
+async def register_user(
+    registration: UserRegistration, service: Chat, caller: Caller
+) -> UserRegistered:
+    """Record the registration and publish ``UserRegistered``; the memory service stores it
+    asynchronously (202). In production mode only for the token's own user."""
+    return await service.register(registration, caller=caller)
