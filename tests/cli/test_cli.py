@@ -121,6 +121,18 @@ def test_run_without_double_dash_keeps_the_commands_own_options(home: Path) -> N
     assert result.exit_code == 3  # ["-c", "-m", "--flag"]
 
 
+def test_max_body_size_takes_daprd_quantities(home: Path) -> None:
+    factory = FakeFactory()
+    for flag, size in (("1Mi", 1 << 20), ("1500", 1500), ("1.5k", 1500), ("0", 0)):
+        result = invoke(["run", "-a", "x", "--max-body-size", flag, "--", *python("")], factory)
+        assert result.exit_code == 0, result.output
+        assert factory.sidecars[-1].config.max_body_size == size
+    result = CliRunner().invoke(cli, ["run", "--max-body-size", "0.5", "--", *python("")])
+    assert result.exit_code == 2
+    message = "Invalid value for '--max-body-size': cannot get bytes from resource quantity"
+    assert message in result.output
+
+
 def test_run_without_app_id_generates_one(home: Path) -> None:
     factory = FakeFactory()
     assert invoke(["run", "--", *python("pass")], factory).exit_code == 0
@@ -143,6 +155,7 @@ def test_sidecar_runs_until_interrupted_with_daprd_defaults(
     (config,) = built
     assert (config.http_port, config.api_token, config.app_port) == (3500, "secret-token", None)
     assert config.resources_paths == ()
+    assert config.max_body_size == 4 << 20  # daprd's --max-body-size default
     assert "Received SIGINT" in result.stdout
 
 

@@ -106,6 +106,25 @@ def test_home_components_are_the_last_resort(project: Path) -> None:
     assert load_run_file(project).apps[0].resources_paths == [home_components]
 
 
+def test_max_body_size_is_a_quantity_from_the_app_or_common(project: Path) -> None:
+    write(
+        project / "dapr.yaml",
+        """
+        version: 1
+        common: {maxBodySize: 16Mi}
+        apps:
+          - {appDirPath: orders, maxBodySize: 512Ki}
+          - {appDirPath: checkout}
+        """,
+    )
+    orders, checkout = load_run_file(project).apps
+    assert (orders.max_body_size, checkout.max_body_size) == (512 << 10, 16 << 20)
+    write(project / "dapr.yaml", "version: 1\napps: [{appDirPath: orders, maxBodySize: 1000}]\n")
+    assert load_run_file(project).apps[0].max_body_size == 1000
+    write(project / "dapr.yaml", "version: 1\napps: [{appDirPath: orders}]\n")
+    assert load_run_file(project).apps[0].max_body_size == 4 << 20  # daprd's default
+
+
 def test_an_app_without_command_runs_its_sidecar_only(project: Path) -> None:
     write(project / "dapr.yaml", "version: 1\napps: [{appDirPath: orders}]\n")
     assert load_run_file(project).apps[0].command == []
@@ -136,6 +155,10 @@ def test_an_app_without_command_runs_its_sidecar_only(project: Path) -> None:
         ),
         ("version: 1\napps: [{appDirPath: orders\n", "invalid YAML"),
         ("- 1\n- 2\n", "expected a YAML mapping"),
+        (
+            "version: 1\napps: [{appDirPath: orders, maxBodySize: 1.5Ki}]",
+            "invalid value for 'maxBodySize': cannot get bytes from resource quantity value",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_app(project: Path, document: str, message: str) -> None:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from daca.runtime.applaunch import AppLaunch
 from daca.runtime.config import SidecarConfig
 from daca.runtime.redis_server import free_port, is_listening
-from daca.runtime.supervisor import AppLaunch, RestartPolicy, Supervisor
+from daca.runtime.supervisor import RestartPolicy, Supervisor
 from tests.cli.fakes import FakeFactory, RecordingConsole, process_gone, until, wait_until
 
 QUICK = RestartPolicy(

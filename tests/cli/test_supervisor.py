@@ -10,9 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from daca.runtime.applaunch import AppLaunch, app_environment
 from daca.runtime.config import SidecarConfig
 from daca.runtime.runfile import AppRunSpec
-from daca.runtime.supervisor import AppLaunch, Supervisor, app_environment
+from daca.runtime.supervisor import Supervisor
 from tests.cli.fakes import FAKE_HTTP_PORT, FakeFactory, RecordingConsole, process_gone, until
 
 # Writes its environment and the pid of a grandchild (in the same process group) to files, then

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from daca.runtime.cloudevents import new_envelope, parse_go_bool
+from daca.runtime.cloudevents import new_envelope
+from daca.runtime.gofmt import parse_go_bool
 
 
 @pytest.mark.parametrize("raw", ["1", "t", "T", "TRUE", "true", "True"])

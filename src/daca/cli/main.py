@@ -27,10 +27,12 @@ from daca.cli.output import (
     up_summary,
 )
 from daca.realdapr.build import CLI_VERSION, DAPRD_VERSION, DaprBuilder, DaprBuildError
+from daca.runtime.applaunch import AppLaunch
 from daca.runtime.config import SidecarConfig, daca_home
 from daca.runtime.nameregistry import NameRegistry
+from daca.runtime.quantity import QuantityError, parse_byte_quantity
 from daca.runtime.runfile import DEFAULT_FILE_NAME, RunFile, RunFileError, load_run_file
-from daca.runtime.supervisor import AppLaunch, SidecarFactory, Supervisor
+from daca.runtime.supervisor import SidecarFactory, Supervisor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,6 +131,14 @@ def _sidecar_options(default_http_port: int | None) -> Callable[[F], F]:
             help="Dapr Configuration YAML.",
         ),
         click.option("--app-channel-address", default="127.0.0.1", show_default=True),
+        click.option(
+            "--max-body-size",
+            default="4Mi",
+            metavar="QUANTITY",
+            callback=_body_size,
+            show_default=True,
+            help="Largest request body the sidecar reads, as a quantity (4Mi, 512Ki, 1e6).",
+        ),
         _log_level_option,
     ]
 
@@ -140,6 +150,14 @@ def _sidecar_options(default_http_port: int | None) -> Callable[[F], F]:
     return decorate
 
 
+def _body_size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    """``--max-body-size``: a quantity as daprd reads it, in bytes."""
+    try:
+        return parse_byte_quantity(value)
+    except QuantityError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _sidecar_config(
     app_id: str,
     app_port: int | None,
@@ -147,6 +165,7 @@ def _sidecar_config(
     resources_paths: tuple[Path, ...],
     config_file: Path | None,
     app_channel_address: str,
+    max_body_size: int,
 ) -> SidecarConfig:
     return SidecarConfig.from_env(
         app_id=app_id,
@@ -155,6 +174,7 @@ def _sidecar_config(
         resources_paths=tuple(p.absolute() for p in resources_paths) or default_resources_paths(),
         config_file=config_file.absolute() if config_file else None,
         app_channel_address=app_channel_address,
+        max_body_size=max_body_size,
     )
 
 

@@ -116,6 +116,7 @@ class DaprdSidecar:
         ]  # fmt: skip
         if cfg.config_file is not None:
             command += ["--config", str(cfg.config_file)]
+        command += ["--max-body-size", str(cfg.max_body_size)]
         if cfg.app_port is not None:
             command += ["--app-port", str(cfg.app_port), "--app-protocol", "http"]
         for path in cfg.resources_paths:

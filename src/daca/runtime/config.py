@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: daprd's ``--max-body-size`` default, 4Mi.
+DEFAULT_MAX_BODY_SIZE = 4 << 20
+
 
 def daca_home() -> Path:
     """Where the runtime keeps its name registry and bundled-Redis data (``$DACA_HOME``)."""
@@ -34,6 +37,8 @@ class SidecarConfig:
     bundle_redis: bool = True
     #: How long to keep asking the app for GET /dapr/subscribe while it comes up (seconds).
     app_start_timeout: float = 30.0
+    #: The largest request body the HTTP API reads, in bytes (``--max-body-size``); 0: no limit.
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
 
     @classmethod
     def from_env(cls, **kwargs: object) -> SidecarConfig:

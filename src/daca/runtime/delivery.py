@@ -1,6 +1,7 @@
-"""Subscriptions and delivery of events to the app, read the way daprd reads them.
+"""Delivery of events to the app, read the way daprd reads them.
 
-For each subscription the runtime consumes the topic from its pub/sub backend and, per message:
+For each subscription (:mod:`daca.runtime.subscriptions`) the runtime consumes the topic from its
+pub/sub backend and, per message:
 
 1. reads the stored CloudEvent (or builds daprd's synthetic one for ``rawPayload``);
 2. picks the route: the first ``routes.rules`` entry whose ``match`` holds, else the default;
@@ -19,29 +20,27 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
-from daca.runtime.cel import compile_match
+from daca.runtime.appchannel import AppChannel, request_body
 from daca.runtime.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
-    EMPTY_TRACEPARENT,
     EnvelopeError,
-    go_json,
-    go_json_value,
-    has_expired,
-    parse_go_bool,
+    encode,
     raw_payload_envelope,
     read_envelope,
-    w3c_traceparent,
 )
+from daca.runtime.godecode import first_value
+from daca.runtime.gofmt import parse_go_bool
+from daca.runtime.headers import UndeliverableError, delivery_headers
 from daca.runtime.pubsub.base import Message, PubSub
 from daca.runtime.resiliency import retry_delays
-from daca.runtime.resources import RetryPolicy, RouteRule, SubscriptionSpec
+from daca.runtime.resources import RetryPolicy, SubscriptionSpec
+from daca.runtime.subscriptions import Router
+from daca.runtime.ttl import has_expired
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +51,8 @@ class Outcome(enum.Enum):
     DROP = "DROP"
 
 
-class UndeliverableError(Exception):
-    """The event cannot be sent to the app at all, however often it is tried."""
-
-
 class DeliveryFailedError(Exception):
     """Retries ran out and there is no dead-letter topic: the broker keeps the message."""
-
-
-@dataclass(frozen=True, slots=True)
-class AppChannel:
-    """How the sidecar reaches its app."""
-
-    base_url: str
-    session: aiohttp.ClientSession
-    api_token: str | None = None
-
-    def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = dict(extra or {})
-        if self.api_token:
-            headers["dapr-api-token"] = self.api_token
-        return headers
 
 
 def read_outcome(status: int, content: bytes) -> Outcome:
@@ -87,7 +67,7 @@ def read_outcome(status: int, content: bytes) -> Outcome:
     if not 200 <= status < 300:
         return Outcome.RETRY
     try:
-        body = go_json_value(content)
+        body = first_value(content)
     except ValueError:
         return Outcome.SUCCESS
     answer = ""
@@ -100,90 +80,6 @@ def read_outcome(status: int, content: bytes) -> Outcome:
     if answer in ("", "SUCCESS"):
         return Outcome.SUCCESS
     return Outcome.DROP if answer == "DROP" else Outcome.RETRY
-
-
-#: Message metadata that never becomes a header of the delivery (daprd's
-#: ``InternalMetadataToHTTPHeader``): trace context is written separately, and hop-by-hop headers.
-_NOT_HEADERS = frozenset(
-    {
-        "traceparent",
-        "tracestate",
-        "grpc-trace-bin",
-        "dapr-app-id",
-        "content-type",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-        "te",
-        "trailer",
-        "proxy-authorization",
-        "proxy-authenticate",
-    }
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def delivery_headers(metadata: Mapping[str, str], envelope: Mapping[str, Any]) -> dict[str, str]:
-    """The headers daprd sends with an event besides its content type.
-
-    Every message metadata entry (``pubsubName`` among them) becomes a header, except trace
-    context, ``Content-*`` and hop-by-hop ones (and those a ``Connection`` entry names);
-    ``grpc-*`` ones are renamed ``dapr-grpc-*``. ``traceparent`` is the metadata's, else the
-    event's (``traceparent``, else ``traceid``) as daprd rewrites it, else an empty span's.
-    A name that is no HTTP token, or a value with control characters, raises
-    :class:`UndeliverableError`: daprd's HTTP client fails every delivery of such an event.
-    """
-    nominated = {
-        name.strip().lower()
-        for key, value in metadata.items()
-        if key.lower() == "connection"
-        for name in value.split(",")
-    }
-    headers: dict[str, str] = {}
-    for key, value in metadata.items():
-        name = key.lower()
-        if name in _NOT_HEADERS or name in nominated or name.endswith("-bin"):
-            continue
-        if name.startswith("grpc-"):
-            key = "dapr-" + name
-        elif name in (":method", ":scheme", ":path", ":authority"):
-            key = "dapr-" + name[1:]
-        if not _TOKEN.fullmatch(key):
-            raise UndeliverableError(f"metadata {key!r} is not a valid HTTP header name")
-        if _CONTROL.search(value):
-            raise UndeliverableError(f"metadata {key!r} is not a valid HTTP header value")
-        headers[key] = value
-    lowered = {key.lower(): value for key, value in metadata.items()}
-    if lowered.get("traceparent"):
-        headers["traceparent"] = lowered["traceparent"]
-        if lowered.get("tracestate"):
-            headers["tracestate"] = lowered["tracestate"]
-    else:
-        trace = envelope.get("traceparent")
-        trace = envelope.get("traceid") if trace is None else trace
-        headers["traceparent"] = w3c_traceparent(trace) or EMPTY_TRACEPARENT
-    return headers
-
-
-class Router:
-    """Chooses the route of an event from a subscription's rules and default."""
-
-    def __init__(self, spec: SubscriptionSpec) -> None:
-        self._rules: list[tuple[Callable[[Mapping[str, Any]], bool], str]] = [
-            (compile_match(rule.match), rule.path) for rule in spec.rules
-        ]
-        self._default = spec.default_route
-
-    def route(self, envelope: Mapping[str, Any]) -> str | None:
-        for matches, path in self._rules:
-            if matches(envelope):
-                return path
-        return self._default
 
 
 class Delivery:
@@ -245,7 +141,7 @@ class Delivery:
                 pubsub=self.spec.pubsubname,
                 metadata=message.metadata,
             )
-            return envelope, go_json(envelope)
+            return envelope, encode(envelope)
         return read_envelope(message.data), message.data
 
     def _raw_payload(self) -> bool:
@@ -293,7 +189,10 @@ class Delivery:
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with self._channel.session.post(
-                url, data=body, headers=self._channel.headers(headers), timeout=timeout
+                url,
+                data=request_body(body),
+                headers=self._channel.headers(headers),
+                timeout=timeout,
             ) as response:
                 status, content = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -319,56 +218,3 @@ class Delivery:
         logger.warning(
             "%s (topic %s); sent to dead-letter topic %s", reason, self.spec.topic, topic
         )
-
-
-def parse_programmatic(entries: object) -> list[SubscriptionSpec]:
-    """``GET /dapr/subscribe`` entries as subscriptions; bad entries are logged and skipped."""
-    if not isinstance(entries, list):
-        logger.error("GET /dapr/subscribe did not answer a JSON array; no subscriptions taken")
-        return []
-    specs = [_programmatic_entry(entry) for entry in entries]
-    return [spec for spec in specs if spec is not None]
-
-
-def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
-    if not isinstance(entry, dict) or not entry.get("pubsubname") or not entry.get("topic"):
-        logger.warning("GET /dapr/subscribe entry without pubsubname/topic skipped: %r", entry)
-        return None
-    routes = entry.get("routes") or {}
-    rules = tuple(
-        RouteRule(match=str(rule.get("match", "")), path=str(rule["path"]))
-        for rule in routes.get("rules") or []
-        if isinstance(rule, dict) and rule.get("path")
-    )
-    default = routes.get("default") or entry.get("route") or None
-    if not rules and not default:
-        logger.warning("subscription to %s has no route; skipped", entry["topic"])
-        return None
-    spec = SubscriptionSpec(
-        pubsubname=str(entry["pubsubname"]),
-        topic=str(entry["topic"]),
-        rules=rules,
-        default_route=default,
-        dead_letter_topic=entry.get("deadLetterTopic") or None,
-        metadata={str(k): str(v) for k, v in (entry.get("metadata") or {}).items()},
-        type="PROGRAMMATIC",
-    )
-    try:
-        Router(spec)
-    except ValueError as exc:
-        logger.error("subscription to %s skipped: %s", spec.topic, exc)
-        return None
-    return spec
-
-
-def merge_subscriptions(
-    declarative: list[SubscriptionSpec], programmatic: list[SubscriptionSpec]
-) -> list[SubscriptionSpec]:
-    """One subscription per (pubsub, topic); a programmatic one replaces a declarative one."""
-    merged = {(spec.pubsubname, spec.topic): spec for spec in declarative}
-    for spec in programmatic:
-        key = (spec.pubsubname, spec.topic)
-        if key in merged and merged[key].type == "DECLARATIVE":
-            logger.warning("programmatic subscription to %s/%s replaces the declarative one", *key)
-        merged[key] = spec
-    return list(merged.values())

@@ -32,6 +32,9 @@ from typing import Any
 
 import yaml
 
+from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
+from daca.runtime.quantity import QuantityError, parse_byte_quantity
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_FILE_NAME = "dapr.yaml"
@@ -58,6 +61,7 @@ class AppRunSpec:
     resources_paths: list[Path] = field(default_factory=list)
     config_file: Path | None = None
     app_channel_address: str = "127.0.0.1"
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
     app_log_destination: str = DEFAULT_APP_LOG_DESTINATION
     daprd_log_destination: str = DEFAULT_DAPRD_LOG_DESTINATION
 
@@ -160,6 +164,7 @@ class _Parser:
                 app.get("appChannelAddress"), label, "appChannelAddress"
             )
             or "127.0.0.1",
+            max_body_size=self.body_size(app.get("maxBodySize", common.get("maxBodySize")), label),
             app_log_destination=self.destination(common, app, label, "appLogDestination"),
             daprd_log_destination=self.destination(common, app, label, "daprdLogDestination"),
         )
@@ -187,6 +192,17 @@ class _Parser:
         if isinstance(value, bool) or not isinstance(value, int) or value > 65535:
             raise self.error(f"{label}: '{name}' must be a port number, got {value!r}")
         return value if value > 0 else None
+
+    def body_size(self, value: object, label: str) -> int:
+        """``maxBodySize``: a quantity (``4Mi``) or a number of bytes; absent, daprd's 4Mi."""
+        if value is None:
+            return DEFAULT_MAX_BODY_SIZE
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.error(f"{label}: 'maxBodySize' must be a quantity such as 4Mi")
+        try:
+            return parse_byte_quantity(str(value))
+        except QuantityError as exc:
+            raise self.error(f"{label}: invalid value for 'maxBodySize': {exc}") from None
 
     def command(self, value: object, label: str) -> list[str]:
         if value is None:

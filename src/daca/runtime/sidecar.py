@@ -24,8 +24,9 @@ import uvicorn
 
 from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext
+from daca.runtime.appchannel import AppChannel
 from daca.runtime.config import SidecarConfig
-from daca.runtime.delivery import AppChannel, Delivery, merge_subscriptions, parse_programmatic
+from daca.runtime.delivery import Delivery
 from daca.runtime.invoke import Invoker
 from daca.runtime.loader import load_configuration, load_resources
 from daca.runtime.nameregistry import AppRecord, NameRegistry
@@ -33,6 +34,7 @@ from daca.runtime.outbox import Outbox, OutboxConfig
 from daca.runtime.pubsub.base import Subscription
 from daca.runtime.registry import BundledRedisPool, Components, start_components
 from daca.runtime.resources import Resources, SubscriptionSpec
+from daca.runtime.subscriptions import merge_subscriptions, parse_programmatic
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +159,9 @@ class Sidecar:
             app_port=self.config.app_port,
             app_channel_address=self.config.app_channel_address,
         )
-        app = build_app(self._ctx, api_token=self.config.api_token)
+        app = build_app(
+            self._ctx, api_token=self.config.api_token, max_body_size=self.config.max_body_size
+        )
         self._socket = _bind(self.config.host, self.config.http_port)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = _Server(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -131,3 +132,110 @@ async def raw_redis(address: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@dataclass
+class RawAnswer:
+    """An HTTP/1.1 answer read off the socket, with what the request managed to send."""
+
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+    sent: int  # body bytes written when the answer began (all of them, if it came later)
+    closed: bool  # the server announced ``connection: close`` and closed the connection
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RawConnection:
+    """One HTTP/1.1 connection; each request's body is written while its answer is read.
+
+    A body the server refuses part-way cannot keep the test from seeing the answer (as an HTTP
+    client that finishes sending first would). ``declared`` sends a ``Content-Length`` larger
+    than ``body``: the rest is never sent, so a server that waits for it never answers.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._sent = 0
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, port: int) -> AsyncIterator[RawConnection]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            yield cls(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        headers: dict[str, str] | None = None,
+        chunked: bool = False,
+        declared: int | None = None,
+        within: float = 20.0,
+    ) -> RawAnswer:
+        length = len(body) if declared is None else declared
+        framing = {"transfer-encoding": "chunked"} if chunked else {"content-length": str(length)}
+        lines = [f"{method} {path} HTTP/1.1", "host: 127.0.0.1"]
+        lines += [f"{name}: {value}" for name, value in {**(headers or {}), **framing}.items()]
+        self._sent = 0
+        sending = asyncio.create_task(
+            self._send(("\r\n".join(lines) + "\r\n\r\n").encode(), body, chunked)
+        )
+        try:
+            return await asyncio.wait_for(self._answer(), within)
+        finally:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+
+    async def _send(self, head: bytes, body: bytes, chunked: bool) -> None:
+        with contextlib.suppress(ConnectionError):
+            self._writer.write(head)
+            for start in range(0, len(body), 64 << 10):
+                part = body[start : start + (64 << 10)]
+                self._writer.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+                await self._writer.drain()
+                self._sent += len(part)
+            if chunked:
+                self._writer.write(b"0\r\n\r\n")
+                await self._writer.drain()
+
+    async def _answer(self) -> RawAnswer:
+        status_line = await self._reader.readline()
+        sent = self._sent
+        headers: dict[str, str] = {}
+        while (line := await self._reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await self._body(headers)
+        closed = False
+        if headers.get("connection", "").lower() == "close":
+            with contextlib.suppress(ConnectionError):
+                await self._reader.read()  # until the server closes (ended by ``within``)
+            closed = True
+        return RawAnswer(int(status_line.split()[1]), headers, body, sent, closed)
+
+    async def _body(self, headers: dict[str, str]) -> bytes:
+        if headers.get("transfer-encoding", "").lower() != "chunked":
+            return await self._reader.readexactly(int(headers.get("content-length", "0")))
+        body = b""
+        while size := int((await self._reader.readline()).strip() or b"0", 16):
+            body += await self._reader.readexactly(size)
+            await self._reader.readline()
+        await self._reader.readline()
+        return body
+
+
+async def raw_request(port: int, method: str, path: str, body: bytes = b"", **kw: Any) -> RawAnswer:
+    """One request on a connection of its own (see :class:`RawConnection`)."""
+    async with RawConnection.open(port) as connection:
+        return await connection.request(method, path, body, **kw)

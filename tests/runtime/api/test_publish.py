@@ -583,6 +583,19 @@ async def test_bulk_request_metadata_reaches_only_entries_with_metadata(sub: Pai
     assert "expiration" in by_data["b"]
 
 
+async def test_lone_surrogates_are_published_as_go_decodes_them(sub: Pair) -> None:
+    """A JSON ``"\\ud800"`` is no character: Go's decoder makes it U+FFFD."""
+    dapr, app = sub
+    body = b'{"a":"x\\ud800y"}'
+    r = await dapr.post("/v1.0/publish/pubsub/t", content=body, headers=JSON_TYPE)
+    assert r.status_code == 204, r.text
+    entry = b'[{"entryId":"1","contentType":"application/json","event":' + body + b"}]"
+    r = await dapr.post("/v1.0-alpha1/publish/bulk/pubsub/bulk", content=entry)
+    assert r.status_code == 204, r.text
+    received = await app.wait_for(2)
+    assert [event.body["data"] for event in received] == [{"a": "x\ufffdy"}] * 2
+
+
 # --- what Redis stores ---------------------------------------------------------------------------
 
 

@@ -11,15 +11,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daca.runtime.api import publish, routes, state
+from daca.runtime.api.bodylimit import BodyLimit, BodyTooLargeError
 from daca.runtime.api.common import RuntimeContext, error_response
 from daca.runtime.api.middleware import APITokenMiddleware
 from daca.runtime.errors import DaprError
-from daca.runtime.invoke import ORIGINAL_PATH_KEY, PEER_PATH, go_clean
+from daca.runtime.invoke import ORIGINAL_PATH_KEY, PEER_PATH
+from daca.runtime.invoketarget import go_clean
 
 
 async def _dapr_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DaprError)
     return error_response(exc)
+
+
+async def _body_too_large(request: Request, exc: Exception) -> Response:
+    """What daprd answers when an endpoint cannot read its body (``ErrBodyRead``)."""
+    message = f"failed to read request body: {exc}"
+    return error_response(DaprError(400, "ERR_BODY_READ", message))
 
 
 class CleanPath:
@@ -43,13 +51,17 @@ class CleanPath:
         await self.app(scope, receive, send)
 
 
-def build_app(ctx: RuntimeContext, *, api_token: str | None = None) -> ASGIApp:
-    """The HTTP API over ``ctx``; with ``api_token``, every call but health needs it."""
+def build_app(
+    ctx: RuntimeContext, *, api_token: str | None = None, max_body_size: int = 0
+) -> ASGIApp:
+    """The HTTP API over ``ctx``; with ``api_token``, every call but health needs it; request
+    bodies are read up to ``max_body_size`` bytes (0: any size)."""
     catch_all = Route("/{path:path}", routes.invoke, methods=routes.INVOKE_METHODS)
     app = Starlette(
         routes=[*state.routes, *publish.routes, *routes.routes, catch_all],
-        exception_handlers={DaprError: _dapr_error},
+        exception_handlers={DaprError: _dapr_error, BodyTooLargeError: _body_too_large},
     )
     app.state.context = ctx
     cleaned = CleanPath(app)
-    return APITokenMiddleware(cleaned, api_token) if api_token else cleaned
+    checked = APITokenMiddleware(cleaned, api_token) if api_token else cleaned
+    return BodyLimit(checked, max_body_size)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from daca.runtime.outbox import Outbox
 
 METADATA_PREFIX = "metadata."
+_DETAIL = "type.googleapis.com/google.rpc."
 
 
 @dataclass
@@ -53,6 +53,27 @@ def malformed(message: str) -> DaprError:
     return DaprError(400, "ERR_MALFORMED_REQUEST", message)
 
 
+def error_info(reason: str, metadata: dict[str, str] | None) -> dict[str, Any]:
+    """The ``ErrorInfo`` detail daprd's error builder adds."""
+    return {
+        "@type": _DETAIL + "ErrorInfo",
+        "domain": "dapr.io",
+        "metadata": metadata,
+        "reason": reason,
+    }
+
+
+def resource_info(name: str, kind: str, description: str) -> dict[str, Any]:
+    """The ``ResourceInfo`` detail naming the component (``kind``: ``state``, ``pubsub``)."""
+    return {
+        "@type": _DETAIL + "ResourceInfo",
+        "description": description,
+        "owner": "",
+        "resource_name": name,
+        "resource_type": kind,
+    }
+
+
 def request_metadata(request: Request) -> dict[str, str]:
     """``metadata.<k>`` query parameters as ``{k: v}``; the first value of a repeated key wins."""
     metadata: dict[str, str] = {}
@@ -60,14 +81,3 @@ def request_metadata(request: Request) -> dict[str, str]:
         if name.startswith(METADATA_PREFIX):
             metadata.setdefault(name[len(METADATA_PREFIX) :], value)
     return metadata
-
-
-async def json_body(request: Request) -> Any:
-    """The parsed JSON body; an empty or invalid body is daprd's ERR_MALFORMED_REQUEST."""
-    body = await request.body()
-    if not body.strip():
-        raise malformed("failed deserializing HTTP body: request body is empty")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise malformed(f"failed deserializing HTTP body: {exc}") from None

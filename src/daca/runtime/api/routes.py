@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from daca.runtime.api.bodylimit import read_body
 from daca.runtime.api.common import RuntimeContext, context
 from daca.runtime.errors import DaprError
 from daca.runtime.resources import SubscriptionSpec
@@ -100,7 +101,7 @@ async def get_metadata(request: Request) -> Response:
 
 
 async def put_metadata(request: Request) -> Response:
-    body = await request.body()
+    body = await read_body(request)
     context(request).extended[request.path_params["key"]] = body.decode("utf-8", "replace")
     return Response(status_code=204)
 

@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
-from daca.runtime.cloudevents import go_json
 from daca.runtime.errors import ComponentError, StoreError
+from daca.runtime.gojson import marshal
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
 from daca.runtime.pubsub.memory import DEFAULT_DRAIN_TIMEOUT, Workers
 from daca.runtime.pubsub.redis_settings import RedisPubSubSettings
@@ -295,7 +295,7 @@ class RedisPubSub(PubSub):
     async def publish(self, topic: str, data: bytes, metadata: dict[str, str] | None) -> None:
         fields: dict[FieldT, EncodableT] = {"data": data}
         if metadata is not None:  # as daprd's component: no field for a message without any
-            fields["metadata"] = go_json(metadata)
+            fields["metadata"] = marshal(metadata)
         max_len = self.settings.max_len_approx
         try:
             await self.client.xadd(topic, fields, maxlen=max_len, approximate=True)

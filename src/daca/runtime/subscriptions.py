@@ -1,0 +1,83 @@
+"""Subscriptions as the app declares them (``GET /dapr/subscribe``), merged with the declarative
+ones, and the route an event takes: the first ``routes.rules`` entry whose ``match`` holds, else
+the default."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from daca.runtime.cel import compile_match
+from daca.runtime.resources import RouteRule, SubscriptionSpec
+
+logger = logging.getLogger(__name__)
+
+
+class Router:
+    """Chooses the route of an event from a subscription's rules and default."""
+
+    def __init__(self, spec: SubscriptionSpec) -> None:
+        self._rules: list[tuple[Callable[[Mapping[str, Any]], bool], str]] = [
+            (compile_match(rule.match), rule.path) for rule in spec.rules
+        ]
+        self._default = spec.default_route
+
+    def route(self, envelope: Mapping[str, Any]) -> str | None:
+        for matches, path in self._rules:
+            if matches(envelope):
+                return path
+        return self._default
+
+
+def parse_programmatic(entries: object) -> list[SubscriptionSpec]:
+    """``GET /dapr/subscribe`` entries as subscriptions; bad entries are logged and skipped."""
+    if not isinstance(entries, list):
+        logger.error("GET /dapr/subscribe did not answer a JSON array; no subscriptions taken")
+        return []
+    specs = [_programmatic_entry(entry) for entry in entries]
+    return [spec for spec in specs if spec is not None]
+
+
+def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
+    if not isinstance(entry, dict) or not entry.get("pubsubname") or not entry.get("topic"):
+        logger.warning("GET /dapr/subscribe entry without pubsubname/topic skipped: %r", entry)
+        return None
+    routes = entry.get("routes") or {}
+    rules = tuple(
+        RouteRule(match=str(rule.get("match", "")), path=str(rule["path"]))
+        for rule in routes.get("rules") or []
+        if isinstance(rule, dict) and rule.get("path")
+    )
+    default = routes.get("default") or entry.get("route") or None
+    if not rules and not default:
+        logger.warning("subscription to %s has no route; skipped", entry["topic"])
+        return None
+    spec = SubscriptionSpec(
+        pubsubname=str(entry["pubsubname"]),
+        topic=str(entry["topic"]),
+        rules=rules,
+        default_route=default,
+        dead_letter_topic=entry.get("deadLetterTopic") or None,
+        metadata={str(k): str(v) for k, v in (entry.get("metadata") or {}).items()},
+        type="PROGRAMMATIC",
+    )
+    try:
+        Router(spec)
+    except ValueError as exc:
+        logger.error("subscription to %s skipped: %s", spec.topic, exc)
+        return None
+    return spec
+
+
+def merge_subscriptions(
+    declarative: list[SubscriptionSpec], programmatic: list[SubscriptionSpec]
+) -> list[SubscriptionSpec]:
+    """One subscription per (pubsub, topic); a programmatic one replaces a declarative one."""
+    merged = {(spec.pubsubname, spec.topic): spec for spec in declarative}
+    for spec in programmatic:
+        key = (spec.pubsubname, spec.topic)
+        if key in merged and merged[key].type == "DECLARATIVE":
+            logger.warning("programmatic subscription to %s/%s replaces the declarative one", *key)
+        merged[key] = spec
+    return list(merged.values())
