@@ -20,11 +20,13 @@ from daca.access.tokens import TokenVerifier
 from daca.chat.agent import ChatAgent
 from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
+from daca.chat.openapi import access_responses, completion
 from daca.chat.recorder import Backoff, TurnRecorder
 from daca.chat.routes import chat, root, users
 from daca.chat.service import ChatService
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import TurnLog
+from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.llm.factory import ModelChoice, build_model
 from daca.logsetup import configure_service_logging
@@ -113,15 +115,22 @@ def create_app(
     """The chat service app; ``model`` and ``dapr_transport`` are the test seams."""
     configure_service_logging()
     settings = settings or ChatSettings()
-    app = FastAPI(
+    app = DocumentedApp(
         title="DACA Chat Service",
         description="Chats with a user, remembering them through the memory service.",
         version="0.1.0",
         lifespan=_lifespan(settings, model, dapr_transport),
+        complete=completion(settings),
     )
+    answer_as_documented(app)
     app.add_exception_handler(ChatError, _chat_error)
-    for router in (root.router, chat.router, users.router):
-        app.include_router(router)
+    for router, acts_for_a_user in (
+        (root.router, False),
+        (chat.router, True),
+        (users.router, True),
+    ):
+        responses = access_responses(settings.access, acts_for_a_user=acts_for_a_user)
+        app.include_router(router, responses=responses)
     app.state.token_verifier = (
         TokenVerifier(settings.access) if settings.access.production else None
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import MAX_NAME_CHARS
+from daca.contracts.models import MAX_NAME_CHARS, DateTime
 
 
 def _now() -> datetime:
@@ -19,12 +19,17 @@ def _now() -> datetime:
 class Metadata(BaseModel):
     """Optional request metadata: when it was sent and which session it continues."""
 
-    timestamp: datetime = Field(default_factory=_now)
+    timestamp: DateTime = Field(default_factory=_now)
     session_id: Identifier | None = None
 
 
 class Message(BaseModel):
-    """A user's chat message."""
+    """A user's chat message.
+
+    ``text`` must hold a character that is not whitespace (else 400) and at most
+    ``MAX_MESSAGE_CHARS`` characters (else 422): the service checks both itself, so that the
+    answers keep their statuses, and its OpenAPI document states both (``daca.chat.openapi``).
+    """
 
     user_id: Identifier
     text: str
@@ -36,13 +41,13 @@ class ResponseMetadata(BaseModel):
     """The reply's time and the session it belongs to."""
 
     timestamp: datetime = Field(default_factory=_now)
-    session_id: str
+    session_id: Identifier
 
 
 class Response(BaseModel):
     """The agent's reply."""
 
-    user_id: str
+    user_id: Identifier
     reply: str
     metadata: ResponseMetadata
 
@@ -53,3 +58,27 @@ class UserRegistration(BaseModel):
     user_id: Identifier
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     preferred_style: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+
+
+class Welcome(BaseModel):
+    """``GET /``."""
+
+    message: str
+
+
+class RecorderCounters(BaseModel):
+    """The turn recorder's counters (``daca.chat.recorder.RecorderStats``)."""
+
+    pending: int = Field(ge=0)
+    recorded: int = Field(ge=0)
+    retried: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    dropped: int = Field(ge=0)
+
+
+class Health(BaseModel):
+    """``GET /healthz``: liveness, the model in use and the recorder's counters."""
+
+    status: Literal["ok"]
+    model: str
+    recorder: RecorderCounters

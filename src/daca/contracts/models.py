@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from daca.contracts.ids import Identifier
 
@@ -16,6 +24,23 @@ def validate_timestamp(value: str) -> str:
         datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError("must be an ISO 8601 date-time") from exc
+    return value
+
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def require_rfc3339_text(value: object) -> object:
+    """``value`` if it is text laid out as an RFC 3339 date-time, else ``ValueError``.
+
+    Only the layout: the date and time themselves are then checked when ``datetime`` parses
+    the text (so ``2025-02-30T00:00:00Z`` is refused too). Numbers (Unix times), numeric text,
+    dates without a time and times without an offset are refused: none is a ``date-time``.
+    """
+    if not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time, such as 2025-04-07T15:00:00Z")
     return value
 
 
@@ -32,8 +57,22 @@ MAX_SUMMARY_CHARS = 4_000  # user_summary, initialised or written by the LLM
 MAX_NAME_CHARS = 200  # name, preferred_style
 MAX_GOAL_CHARS = 1_000
 
-Timestamp = Annotated[str, AfterValidator(validate_timestamp)]
+Timestamp = Annotated[
+    str,
+    AfterValidator(validate_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "An ISO 8601 date-time as Python's datetime.fromisoformat reads it "
+            "(2025-04-07T15:00:00+00:00; the tutorial's publisher sends local times without "
+            "an offset).",
+        }
+    ),
+]
 """An ISO 8601 date-time kept as text, as the tutorial's wire format does."""
+
+DateTime = Annotated[datetime, BeforeValidator(require_rfc3339_text)]
+"""A date-time as OpenAPI's ``format: date-time`` means it: RFC 3339 text, with its offset."""
 
 
 class ConversationEntry(BaseModel):

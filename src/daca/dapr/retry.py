@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The jitter's own generator: the process-wide ``random`` state belongs to the application.
+_JITTER = random.Random()
 _BASE_DELAY = 0.002
 _MAX_DELAY = 0.05
 
@@ -43,4 +45,4 @@ async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: in
 
 def _backoff(number: int) -> float:
     """A jittered, capped exponential delay before attempt ``number + 1``."""
-    return random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2**number))
+    return _JITTER.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2**number))

@@ -15,12 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from daca.access.guard import apply_mode
+from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.dapr.retry import ConcurrencyExhaustedError
 from daca.logsetup import configure_service_logging
 from daca.memory.container import build_services
 from daca.memory.errors import CorruptRecordError
+from daca.memory.openapi import access_responses, completion
 from daca.memory.routes import conversations, deadletters, memories, root
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
@@ -39,14 +41,17 @@ def create_app(
     """Build the memory service; ``settings`` default to the environment."""
     configure_service_logging()
     settings = settings or MemorySettings()
-    app = FastAPI(
+    app = DocumentedApp(
         title="DACA Agent Memory Service",
         description="User metadata, conversation history and summaries on Dapr",
         version="0.1.0",
         lifespan=_lifespan(settings, summary_writer, dapr_transport),
+        complete=completion(settings),
     )
-    for module in (root, memories, conversations, deadletters):
-        app.include_router(module.router)
+    for module, sidecar_only in ((root, False), (memories, True), (conversations, True),
+                                 (deadletters, True)):  # fmt: skip
+        responses = access_responses(settings, sidecar_only=sidecar_only)
+        app.include_router(module.router, responses=responses)
     _add_error_handlers(app)
     apply_mode(app, settings.access, "memory service")
     return app
@@ -86,7 +91,9 @@ async def _default_writer(stack: AsyncExitStack) -> SummaryWriter:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Render sidecar and concurrency failures as 503/502 with a clear message."""
+    """Render sidecar and concurrency failures as 503/502 with a clear message (and the rest
+    as ``answer_as_documented`` does)."""
+    answer_as_documented(app)
     app.add_exception_handler(SidecarUnavailableError, _sidecar_unavailable)
     app.add_exception_handler(ConcurrencyExhaustedError, _busy)
     app.add_exception_handler(DaprAPIError, _dapr_error)

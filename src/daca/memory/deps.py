@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request, status
-from pydantic import ValidationError
+from fastapi import Depends, HTTPException, Query, Request, Security, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from pydantic import BeforeValidator, ValidationError, WithJsonSchema
 
 from daca.contracts.events import CloudEvent
 from daca.memory.container import MemoryServices
@@ -25,8 +28,16 @@ def get_services(request: Request) -> MemoryServices:
 Services = Annotated[MemoryServices, Depends(get_services)]
 
 
+_app_token = APIKeyHeader(
+    name="dapr-api-token",
+    scheme_name="AppApiToken",
+    description="APP_API_TOKEN, which the sidecar sends with every delivery and invocation",
+    auto_error=False,
+)
+
+
 def verify_app_token(
-    services: Services, token: Annotated[str | None, Header(alias="dapr-api-token")] = None
+    services: Services, token: Annotated[str | None, Security(_app_token)]
 ) -> None:
     """When ``APP_API_TOKEN`` is set, require the sidecar's ``dapr-api-token`` header."""
     expected = services.settings.app_api_token
@@ -73,6 +84,36 @@ async def read_raw_event(request: Request) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": value}
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _digits_only(value: object) -> object:
+    """``value`` if it is written in ASCII digits only (no sign, space, ``_`` or ``.``)."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number >= 0, in digits")
+    return value
+
+
+def read_limit(
+    request: Request,
+    limit: Annotated[
+        int | None,
+        Query(ge=0, description="Only the most recent N entries."),
+        BeforeValidator(_digits_only),
+        WithJsonSchema({"type": "integer", "minimum": 0}),
+    ] = None,
+) -> int | None:
+    """The ``limit`` query parameter: one whole number >= 0, given at most once (a repeated
+    parameter is an array, not the integer the API takes: 422)."""
+    given = request.query_params.getlist("limit")
+    if len(given) > 1:
+        issue = {"type": "too_many_values", "loc": ("query", "limit"), "input": given,
+                 "msg": "limit must be given at most once"}  # fmt: skip
+        raise RequestValidationError([issue])
+    return limit
+
+
 Envelope = Annotated[CloudEvent | None, Depends(read_envelope)]
 RawEvent = Annotated[dict[str, Any], Depends(read_raw_event)]
+Limit = Annotated[int | None, Depends(read_limit)]
 AppToken = Depends(verify_app_token)

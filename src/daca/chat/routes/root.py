@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from daca.chat.deps import Chat
+from daca.chat.models import Health, RecorderCounters, Welcome
+from daca.chat.openapi import ROOT_RESPONSES
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=ROOT_RESPONSES)
 
 
-@router.get("/")
-async def root() -> dict[str, str]:
+@router.get("/", response_model=Welcome)
+async def root() -> Welcome:
     """A welcome message."""
-    return {"message": "Welcome to the DACA Chat Service! Access /docs for the API documentation."}
+    return Welcome(
+        message="Welcome to the DACA Chat Service! Access /docs for the API documentation."
+    )
 
 
-@router.get("/healthz")
-async def healthz(request: Request, service: Chat) -> dict[str, Any]:
+@router.get("/healthz", response_model=Health)
+async def healthz(request: Request, service: Chat) -> Health:
     """Liveness, the model in use and the turn recorder's counters."""
-    return {
-        "status": "ok",
-        "model": request.app.state.model_description,
-        "recorder": service.recorder.stats.as_dict(),
-    }
+    return Health(
+        status="ok",
+        model=request.app.state.model_description,
+        recorder=RecorderCounters(**service.recorder.stats.as_dict()),
+    )

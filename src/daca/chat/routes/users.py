@@ -6,12 +6,18 @@ from fastapi import APIRouter, status
 
 from daca.chat.deps import Caller, Chat
 from daca.chat.models import UserRegistration
+from daca.chat.openapi import USERS_RESPONSES
 from daca.contracts.events import UserRegistered
 
 router = APIRouter(tags=["users"])
 
 
-@router.post("/users", response_model=UserRegistered, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/users",
+    response_model=UserRegistered,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=USERS_RESPONSES,
+)
 async def register_user(
     registration: UserRegistration, service: Chat, caller: Caller
 ) -> UserRegistered:

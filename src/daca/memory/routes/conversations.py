@@ -4,29 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from daca.contracts.ids import Identifier
 from daca.contracts.models import ConversationHistory
-from daca.memory.deps import AppToken, Envelope, Services
+from daca.memory.deps import AppToken, Envelope, Limit, Services
 from daca.memory.events import TopicResponse
+from daca.memory.openapi import BY_ID_RESPONSES, CLOUD_EVENT_BODY, SUBSCRIBER_RESPONSES
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[AppToken])
 
 SessionId = Annotated[Identifier, Path()]
 
 
-@router.get("/{session_id}", response_model=ConversationHistory)
+@router.get("/{session_id}", response_model=ConversationHistory, responses=BY_ID_RESPONSES)
 async def get_conversation(
-    session_id: SessionId,
-    services: Services,
-    limit: Annotated[int | None, Query(ge=0, description="only the most recent N entries")] = None,
+    session_id: SessionId, services: Services, limit: Limit
 ) -> ConversationHistory:
     """The session's history, or its most recent ``limit`` entries."""
     return await services.history.read(session_id, limit)
 
 
-@router.post("", response_model=TopicResponse)
+@router.post(
+    "",
+    response_model=TopicResponse,
+    responses=SUBSCRIBER_RESPONSES,
+    openapi_extra=CLOUD_EVENT_BODY,
+)
 async def handle_conversation_event(envelope: Envelope, services: Services) -> TopicResponse:
     """Dapr delivers ``conversations`` events here; always HTTP 200 with a Dapr status."""
     return TopicResponse(status=await services.events.handle(envelope))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter
 
@@ -11,6 +10,8 @@ from daca.dapr.errors import DaprClientError
 from daca.memory.deps import AppToken, RawEvent, Services
 from daca.memory.errors import MemoryServiceError
 from daca.memory.events import TopicResponse
+from daca.memory.models import DeadLetterList, Replayed
+from daca.memory.openapi import DEAD_LETTER_BODY, STORE_RESPONSES, SUBSCRIBER_RESPONSES
 from daca.memory.replay import replay
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/deadletters", tags=["deadletters"], dependencies=[AppToken])
 
 
-@router.post("", response_model=TopicResponse)
+@router.post(
+    "",
+    response_model=TopicResponse,
+    responses=SUBSCRIBER_RESPONSES,
+    openapi_extra=DEAD_LETTER_BODY,
+)
 async def store_dead_letter(event: RawEvent, services: Services) -> TopicResponse:
     """Keep the dead-lettered CloudEvent as it arrived; RETRY only on transient failures."""
     try:
@@ -30,16 +36,16 @@ async def store_dead_letter(event: RawEvent, services: Services) -> TopicRespons
     return TopicResponse(status="SUCCESS")
 
 
-@router.post("/replay")
-async def replay_dead_letters(services: Services) -> dict[str, int]:
+@router.post("/replay", response_model=Replayed, responses=STORE_RESPONSES)
+async def replay_dead_letters(services: Services) -> Replayed:
     """Republish the kept dead letters that are valid events again (same CloudEvent ids, so
     nothing is stored twice), and forget them; the others stay kept."""
     result = await replay(services.client, services.dead_letters, services.settings.pubsub_name)
-    return {"replayed": result.replayed, "skipped": result.skipped}
+    return Replayed(replayed=result.replayed, skipped=result.skipped)
 
 
-@router.get("")
-async def list_dead_letters(services: Services) -> dict[str, Any]:
+@router.get("", response_model=DeadLetterList, responses=STORE_RESPONSES)
+async def list_dead_letters(services: Services) -> DeadLetterList:
     """The kept dead letters, oldest first."""
     events = await services.dead_letters.list()
-    return {"count": len(events), "events": events}
+    return DeadLetterList(count=len(events), events=events)

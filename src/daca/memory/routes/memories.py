@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 
 from daca.contracts.ids import Identifier
 from daca.contracts.models import UserMetadata, UserProfile
 from daca.memory.deps import AppToken, Services
+from daca.memory.models import Initialized
+from daca.memory.openapi import BY_ID_RESPONSES, BY_ID_WITH_BODY_RESPONSES
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
 
 UserId = Annotated[Identifier, Path()]
 
 
-@router.get("/{user_id}", response_model=UserMetadata)
+@router.get("/{user_id}", response_model=UserMetadata, responses=BY_ID_RESPONSES)
 async def get_memories(user_id: UserId, services: Services) -> UserMetadata:
     """The user's metadata; an unknown user gets defaults. Pending turns get summarised."""
     metadata, has_pending = await services.users.get(user_id)
@@ -24,10 +26,12 @@ async def get_memories(user_id: UserId, services: Services) -> UserMetadata:
     return metadata
 
 
-@router.post("/{user_id}/initialize")
+@router.post(
+    "/{user_id}/initialize", response_model=Initialized, responses=BY_ID_WITH_BODY_RESPONSES
+)
 async def initialize_memories(
     user_id: UserId, profile: UserProfile, services: Services
-) -> dict[str, Any]:
+) -> Initialized:
     """Set the user's profile fields (summary bookkeeping is kept)."""
     stored = await services.users.initialize(user_id, profile)
-    return {"status": "success", "user_id": user_id, "metadata": stored.model_dump(mode="json")}
+    return Initialized(status="success", user_id=user_id, metadata=stored)

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from daca.memory.deps import Services
+from daca.memory.models import Health, Metrics, Welcome
+from daca.memory.openapi import SERVICE_RESPONSES
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=SERVICE_RESPONSES)
 
 WELCOME = "Welcome to the DACA Agent Memory Service! Access /docs for the API documentation."
 
 
-@router.get("/")
-async def root() -> dict[str, str]:
+@router.get("/", response_model=Welcome)
+async def root() -> Welcome:
     """The tutorial's welcome message."""
-    return {"message": WELCOME}
+    return Welcome(message=WELCOME)
 
 
-@router.get("/healthz")
-async def healthz(services: Services) -> dict[str, Any]:
+@router.get("/healthz", response_model=Health)
+async def healthz(services: Services) -> Health:
     """Liveness, with the service's counters."""
-    return {"status": "ok", "app_id": services.settings.app_id, "metrics": services.metrics()}
+    metrics = Metrics(**services.metrics())
+    return Health(status="ok", app_id=services.settings.app_id, metrics=metrics)
 
 
-@router.get("/metrics")
-async def metrics(services: Services) -> dict[str, int]:
+@router.get("/metrics", response_model=Metrics)
+async def metrics(services: Services) -> Metrics:
     """Events handled, duplicates skipped, summary calls and failures, pending users."""
-    return services.metrics()
+    return Metrics(**services.metrics())
