@@ -146,3 +146,11 @@ async def test_memory_down_chat_still_answers(
         await system.memory_sidecar.stop()
         reply = await chat(system, "u3", "Hello there")
     assert reply["user_id"] == "u3"
+
+
+async def test_the_next_message_sees_the_previous_turn_at_once(system: System) -> None:
+    """Read-your-writes: no delay between the two messages (on daprd the outbox alone takes
+    about a second to deliver the first turn to the memory service)."""
+    await chat(system, "rw-user", "I am planning to go to SF tomorrow.", "rw")
+    reply = await chat(system, "rw-user", "Where was I planning to go tomorrow?", "rw")
+    assert "SF" in reply["reply"]
