@@ -154,3 +154,23 @@ async def test_the_next_message_sees_the_previous_turn_at_once(system: System) -
     await chat(system, "rw-user", "I am planning to go to SF tomorrow.", "rw")
     reply = await chat(system, "rw-user", "Where was I planning to go tomorrow?", "rw")
     assert "SF" in reply["reply"]
+
+
+async def test_the_tutorial_session_word_for_word(system: System) -> None:
+    """Issue 8's acceptance: the tutorial's messages exactly as its readers type them, the typo
+    of the last one included; the new session's answer mentions SF."""
+    for text in ("I need to schedule a coding session.", "What time is it?",
+                 "Tomorrow we will pack for SF?"):  # fmt: skip
+        await chat(system, "junaid", text, "tutorial-1")
+
+    async def searchable() -> list[dict[str, Any]] | None:
+        params = {"q": "Where was I planning to go tommorrow?", "k": "5"}
+        answer = await system.memory.get("/memories/junaid/search", params=params)
+        results: list[dict[str, Any]] = answer.json()["results"]
+        return results or None
+
+    [best, *_] = await eventually(searchable)
+    assert best["text"] == "Tomorrow we will pack for SF?"
+    assert best["session_id"] == "tutorial-1" and best["kind"] == "turn"
+    reply = await chat(system, "junaid", "Where was I planning to go tommorrow?", "tutorial-2")
+    assert "SF" in reply["reply"], reply

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daca.contracts.models import ConversationEntry, ConversationTurn, UserMetadata
+from daca.contracts.models import ConversationEntry, ConversationTurn, SearchResult, UserMetadata
 from daca.llm.prompts import (
     NOTHING_YET,
     SUMMARY_INSTRUCTIONS,
@@ -33,7 +33,7 @@ def test_instructions_carry_name_style_summary_and_recent_turns() -> None:
 def test_a_new_user_gets_placeholders() -> None:
     text = build_chat_instructions(UserMetadata(), [], token_budget=100)
     assert "User's name: (unknown)" in text
-    assert text.count(NOTHING_YET) == 2
+    assert text.count(NOTHING_YET) == 3  # summary, memories, recent turns
 
 
 def test_recent_turns_keep_the_newest_that_fit_the_budget() -> None:
@@ -62,3 +62,19 @@ def test_summary_input_has_the_previous_summary_and_the_turns() -> None:
     assert "- user: I like tea\n- assistant: Noted" in text
     assert build_summary_input(None, []).count(NOTHING_YET) == 2
     assert SUMMARY_INSTRUCTIONS.startswith(SUMMARY_MARKER)
+
+
+def test_retrieved_memories_are_listed_best_first_with_their_date() -> None:
+    found = [
+        SearchResult(kind="turn", text="Tomorrow we will pack for SF?", reply="Have fun!",
+                     turn_ids=["t1"], session_id="s1", timestamp="2026-12-01T10:00:00+00:00",
+                     score=2.0),
+        SearchResult(kind="turn", text="I like tea.", turn_ids=["t2"], session_id="s1",
+                     timestamp="2026-11-30T09:00:00+00:00", score=1.0),
+    ]  # fmt: skip
+    text = build_chat_instructions(UserMetadata(), [], token_budget=300, memories=found)
+    first = "- on 2026-12-01, the user said: Tomorrow we will pack for SF? | you replied: Have fun!"
+    assert first in text
+    assert text.index(first) < text.index("- on 2026-11-30, the user said: I like tea.")
+    tight = build_chat_instructions(UserMetadata(), [], token_budget=90, memories=found)
+    assert "Tomorrow" in tight and "I like tea" not in tight  # a third of the budget at most

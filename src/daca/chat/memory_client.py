@@ -15,7 +15,14 @@ from typing import TypeVar
 import httpx
 from pydantic import ValidationError
 
-from daca.contracts.models import ConversationEntry, ConversationHistory, UserMetadata
+from daca.contracts.models import (
+    MAX_QUERY_CHARS,
+    ConversationEntry,
+    ConversationHistory,
+    SearchResult,
+    SearchResults,
+    UserMetadata,
+)
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprClientError
 
@@ -30,10 +37,12 @@ class MemoryReadError(Exception):
 
 @dataclass(frozen=True)
 class MemorySnapshot:
-    """The user's metadata and the session's most recent entries."""
+    """The user's metadata, the session's most recent entries and the memories (any session)
+    that match the message."""
 
     metadata: UserMetadata = field(default_factory=UserMetadata)
     recent: list[ConversationEntry] = field(default_factory=list)
+    relevant: list[SearchResult] = field(default_factory=list)
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
@@ -62,14 +71,28 @@ class MemoryClient:
         response = await self._dapr.invoke(self._app_id, method, params={"limit": str(limit)})
         return ConversationHistory.model_validate_json(_ok(response).content).history
 
-    async def snapshot(self, user_id: str, session_id: str, limit: int) -> MemorySnapshot:
-        """Metadata and recent entries, read concurrently; defaults for whatever fails."""
+    async def search(self, user_id: str, query: str, k: int) -> list[SearchResult]:
+        """``GET /memories/{user_id}/search?q=...&k=N`` on the memory service."""
+        params = {"q": query[:MAX_QUERY_CHARS], "k": str(k)}
+        response = await self._dapr.invoke(
+            self._app_id, f"memories/{user_id}/search", params=params
+        )
+        return SearchResults.model_validate_json(_ok(response).content).results
+
+    async def snapshot(
+        self, user_id: str, session_id: str, limit: int, *, query: str = "", k: int = 5
+    ) -> MemorySnapshot:
+        """Metadata, recent entries and the memories matching ``query``, read concurrently;
+        defaults for whatever fails."""
         no_history: list[ConversationEntry] = []
-        metadata, recent = await asyncio.gather(
+        no_memories: list[SearchResult] = []
+        search = self.search(user_id, query, k) if query.strip() and k else _nothing(no_memories)
+        metadata, recent, relevant = await asyncio.gather(
             self._guarded("metadata", user_id, self.metadata(user_id), UserMetadata()),
             self._guarded("history", session_id, self.recent(session_id, limit), no_history),
+            self._guarded("search", user_id, search, no_memories),
         )
-        return MemorySnapshot(metadata=metadata, recent=recent)
+        return MemorySnapshot(metadata=metadata, recent=recent, relevant=relevant)
 
     async def _guarded(self, what: str, key: str, read: Awaitable[T], default: T) -> T:
         """``read`` awaited within the timeout, or ``default`` (with a warning) when it fails."""
@@ -81,6 +104,10 @@ class MemoryClient:
                 "Memory %s for %s unavailable, using defaults: %s", what, key, _reason(exc)
             )
             return default
+
+
+async def _nothing(value: T) -> T:
+    return value
 
 
 def _reason(exc: Exception) -> str:

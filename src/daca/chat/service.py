@@ -22,13 +22,13 @@ from daca.chat.errors import (
     SessionNotFoundError,
     WrongUserError,
 )
-from daca.chat.memory_client import MemoryClient
+from daca.chat.memory_client import MemoryClient, MemorySnapshot
 from daca.chat.models import Message, Response, ResponseMetadata, UserRegistration
 from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
 from daca.contracts.events import ConversationUpdated, UserRegistered
-from daca.contracts.models import MAX_REPLY_CHARS, ConversationEntry
+from daca.contracts.models import MAX_REPLY_CHARS, ConversationEntry, SearchResult
 from daca.dapr.errors import DaprClientError
 from daca.llm.prompts import build_chat_instructions
 
@@ -88,14 +88,17 @@ class ChatService:
     async def _reply(self, user_id: str, session_id: str, text: str, turn_id: str) -> str:
         """The agent's reply, with what the memory service knows in its instructions."""
         limit = self.settings.history_limit
-        memory, own = await asyncio.gather(
-            self.memory.snapshot(user_id, session_id, limit), self._own_session(session_id)
+        snapshot = self.memory.snapshot(
+            user_id, session_id, limit, query=text, k=self.settings.memories_per_message
         )
+        memory, own = await asyncio.gather(snapshot, self._own_session(session_id))
         if own is not None and own.user_id != user_id:
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.")
         recent = merge_recent(memory.recent, own, limit)
         budget = self.settings.history_token_budget
-        instructions = build_chat_instructions(memory.metadata, recent, token_budget=budget)
+        instructions = build_chat_instructions(
+            memory.metadata, recent, token_budget=budget, memories=_elsewhere(memory, session_id)
+        )
         return await self.agent.reply(instructions, text, turn_id=turn_id)
 
     async def _own_session(self, session_id: str) -> SessionRecord | None:
@@ -131,6 +134,11 @@ class ChatService:
         item = f"registration of {registration.user_id}"
         await self.recorder.record(item, lambda: self.turns.record_registration(event))
         return event
+
+
+def _elsewhere(memory: MemorySnapshot, session_id: str) -> list[SearchResult]:
+    """The retrieved memories from other sessions (this one's recent turns are there anyway)."""
+    return [found for found in memory.relevant if found.session_id != session_id]
 
 
 def merge_recent(

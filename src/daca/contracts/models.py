@@ -52,6 +52,7 @@ def utc_now_iso() -> str:
 #: Size limits of what is stored and later sent to the LLM (every request carrying more is a
 #: 422, every event a DROP to the dead-letter topic).
 MAX_MESSAGE_CHARS = 16_000  # a user message in an event (the chat API's own default is 4000)
+MAX_QUERY_CHARS = 2_000  # a search query: it travels in a URL, and only its words matter
 MAX_REPLY_CHARS = 32_000  # an assistant reply in an event
 MAX_SUMMARY_CHARS = 4_000  # user_summary, initialised or written by the LLM
 MAX_NAME_CHARS = 200  # name, preferred_style
@@ -131,3 +132,21 @@ class UserMetadata(BaseModel):
     summary_turn_count: int = Field(default=0, ge=0)
     summary_last_turn_id: str | None = None
     summary_updated_at: str | None = None
+
+
+class SearchResult(BaseModel):
+    """One memory a search found (``GET /memories/{user_id}/search``), with where it came from."""
+
+    kind: Literal["fact", "turn"]
+    text: str
+    reply: str | None = None
+    turn_ids: list[Identifier]
+    session_id: Identifier
+    timestamp: Timestamp
+    score: float = Field(ge=0)
+
+
+class SearchResults(BaseModel):
+    """The memories that best match a query, best first."""
+
+    results: list[SearchResult] = Field(default_factory=list)

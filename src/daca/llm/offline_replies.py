@@ -14,6 +14,7 @@ from daca.llm.extractive import (
     as_sentence,
     best_match,
     is_personal_statement,
+    is_question,
     merge_facts,
     normalise,
     split_sentences,
@@ -31,12 +32,21 @@ _PLACEHOLDERS = {prompts.NOTHING_YET, prompts.UNKNOWN, NO_FACTS}
 
 
 @dataclass(frozen=True)
+class Recalled:
+    """A memory the chat retrieved for this message: when, and what the user said."""
+
+    day: str
+    said: str
+
+
+@dataclass(frozen=True)
 class Memory:
     """What the chat instructions say about the user."""
 
     name: str | None
     style: str | None
     facts: list[str]
+    recalled: list[Recalled]
 
 
 def _between(text: str, start: str, end: str | None) -> str:
@@ -67,15 +77,28 @@ def _sentences(text: str) -> list[str]:
     return [s for s in split_sentences(text) if s not in _PLACEHOLDERS]
 
 
+def _recalled(section: str) -> list[Recalled]:
+    """The retrieved memories of the relevant-memories section, best first."""
+    found = []
+    for line in section.splitlines():
+        if line.startswith(prompts.MEMORY_LINE) and prompts.SAID in line:
+            day, _, rest = line[len(prompts.MEMORY_LINE) :].partition(prompts.SAID)
+            found.append(Recalled(day=day, said=rest.partition(prompts.REPLIED)[0].strip()))
+    return found
+
+
 def parse_memory(instructions: str) -> Memory:
-    """Name, style and known facts (summary sentences, then recent user sentences)."""
-    summary = _between(instructions, prompts.SUMMARY_HEADER, prompts.RECENT_HEADER)
+    """Name, style, known facts (summary sentences, then recent user sentences) and the
+    memories retrieved for this message."""
+    summary = _between(instructions, prompts.SUMMARY_HEADER, prompts.RELEVANT_HEADER)
+    relevant = _between(instructions, prompts.RELEVANT_HEADER, prompts.RECENT_HEADER)
     recent = _between(instructions, prompts.RECENT_HEADER, None)
     said = [s for line in _user_lines(recent) for s in split_sentences(line)]
     return Memory(
         name=_prefixed(instructions, prompts.NAME_PREFIX),
         style=_prefixed(instructions, prompts.STYLE_PREFIX),
         facts=_sentences(summary) + said,
+        recalled=_recalled(relevant),
     )
 
 
@@ -107,13 +130,23 @@ def time_answer(tool_output: str) -> str:
 
 
 def answer_from_memory(question: str, memory: Memory) -> str | None:
-    """A reply quoting the remembered statement that best matches ``question``, if any."""
+    """A reply quoting the remembered statement that best matches ``question``, if any; for a
+    question, else the best memory retrieved from earlier conversations, with its date."""
     if not question.strip():
         return None
     match = best_match(question, memory.facts)
-    if match is None:
+    if match is not None:
+        return f'From what you told me earlier: "{as_sentence(match)}" (offline model, from memory)'
+    if not is_question(question):
         return None
-    return f'From what you told me earlier: "{as_sentence(match)}" (offline model, from memory)'
+    asked = normalise(question).strip()
+    recalled = next((r for r in memory.recalled if normalise(r.said).strip() != asked), None)
+    if recalled is None:
+        return None
+    return (
+        f'On {recalled.day} you told me: "{recalled.said}" '
+        "(offline model, from an earlier conversation)"
+    )
 
 
 def acknowledge(memory: Memory) -> str:

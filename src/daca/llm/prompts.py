@@ -1,16 +1,22 @@
 """The prompts both services give the LLM, and the layout the offline model reads back.
 
-The chat instructions carry the user's name, preferred style, summary and the recent turns of
-the session. Recent turns are packed newest-first into a token budget (about four characters
-a token) and rendered oldest-first. Message text is flattened to one line, so a message cannot
-forge a section header.
+The chat instructions carry the user's name, preferred style, summary, the memories retrieved
+for this message (from any session) and the recent turns of the session. Memories (best first,
+up to a third of the token budget) and recent turns (newest first) are packed into a token
+budget of about four characters a token; recent turns are rendered oldest-first. Message text is
+flattened to one line, so a message cannot forge a section header.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from daca.contracts.models import ConversationEntry, ConversationTurn, UserMetadata
+from daca.contracts.models import (
+    ConversationEntry,
+    ConversationTurn,
+    SearchResult,
+    UserMetadata,
+)
 from daca.llm.tools import CURRENT_TIME_TOOL_NAME
 
 SUMMARY_MARKER = "[daca:summary-task]"
@@ -20,6 +26,12 @@ NAME_PREFIX = "User's name: "
 STYLE_PREFIX = "Preferred style: "
 SUMMARY_HEADER = "What you remember about the user:"
 RECENT_HEADER = "Recent conversation (oldest first):"
+RELEVANT_HEADER = "Memories from earlier conversations that may be relevant (best first):"
+MEMORY_LINE = "- on "
+SAID = ", the user said: "
+REPLIED = " | you replied: "
+#: How much of a retrieved memory's text goes into the instructions.
+MEMORY_CHARS = 500
 PREVIOUS_SUMMARY_HEADER = "Previous summary:"
 NEW_TURNS_HEADER = "New turns:"
 USER_LINE = "- user: "
@@ -89,17 +101,45 @@ def _section(header: str, lines: Iterable[str]) -> str:
     return f"{header}\n{body}"
 
 
+def memory_line(memory: SearchResult) -> str:
+    """One retrieved memory as one line: when, what the user said, what was answered."""
+    day = memory.timestamp[:10]
+    said = clip(one_line(memory.text), MEMORY_CHARS)
+    reply = clip(one_line(memory.reply or ""), MEMORY_CHARS)
+    return f"{MEMORY_LINE}{day}{SAID}{said}" + (f"{REPLIED}{reply}" if reply else "")
+
+
+def pack_memories(memories: Sequence[SearchResult], token_budget: int) -> list[str]:
+    """The best memories whose lines fit ``token_budget``, best first."""
+    packed, used = [], 0
+    for memory in memories:
+        line = memory_line(memory)
+        used += estimate_tokens(line)
+        if used > token_budget:
+            break
+        packed.append(line)
+    return packed
+
+
 def build_chat_instructions(
-    metadata: UserMetadata, recent: Sequence[ConversationEntry], *, token_budget: int
+    metadata: UserMetadata,
+    recent: Sequence[ConversationEntry],
+    *,
+    token_budget: int,
+    memories: Sequence[SearchResult] = (),
 ) -> str:
-    """The chat agent's instructions: who the user is, what is known, the recent turns."""
+    """The chat agent's instructions: who the user is, what is known, the memories retrieved
+    for this message, the recent turns. The budget is shared: memories get up to a third."""
     summary = metadata.user_summary.strip() if metadata.user_summary else ""
+    relevant = pack_memories(memories, token_budget // 3)
+    used = sum(estimate_tokens(line) for line in relevant)
     parts = [
         _preamble(metadata.preferred_style),
         f"{NAME_PREFIX}{one_line(metadata.name or '') or UNKNOWN}\n"
         f"{STYLE_PREFIX}{one_line(metadata.preferred_style or '') or UNKNOWN}",
         _section(SUMMARY_HEADER, [summary] if summary else []),
-        _section(RECENT_HEADER, pack_recent(recent, token_budget)),
+        _section(RELEVANT_HEADER, relevant),
+        _section(RECENT_HEADER, pack_recent(recent, token_budget - used)),
     ]
     return "\n\n".join(parts)
 

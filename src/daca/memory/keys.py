@@ -6,6 +6,8 @@
 ``session:{session_id}``       ``SessionHead``: entry count and page size of the history
 ``session:{sid}:page:{n}``     ``HistoryPage``: up to ``page_size`` entries and their turn ids
 ``turn:{sid}:{turn_id}``       ``TurnMarker``: where a turn was appended (idempotency)
+``log:{user_id}``              ``LogHead``: how many summarised turns the user's log holds
+``log:{user_id}:page:{n}``     ``LogPage``: the user's summarised turns, any session (search)
 ``deadletters``                ``DeadLetters``: the most recent dead-lettered CloudEvents
 =============================  ===========================================================
 
@@ -53,14 +55,30 @@ def marker_key(session_id: str, turn_id: str) -> str:
     return _key("turn", validate_identifier(session_id), validate_identifier(turn_id))
 
 
+def log_head_key(user_id: str) -> str:
+    """The key of the head of a user's turn log (what search reads)."""
+    return _key("log", validate_identifier(user_id))
+
+
+def log_page_key(user_id: str, page: int) -> str:
+    """The key of page ``page`` of a user's turn log."""
+    if page < 0:
+        raise ValueError("a page number is not negative")
+    return _key("log", validate_identifier(user_id), "page", str(page))
+
+
 def parse_key(key: str) -> tuple[str, ...]:
     """The record a key names, as ``(kind, *ids)``: the inverse of the functions above."""
     if key == DEAD_LETTERS_KEY:
         return (DEAD_LETTERS_KEY,)
     kind, *parts = key.split(SEPARATOR)
-    shapes = {"user": 1, "pending": 1, "session": 1, "turn": 2}
-    if kind == "session" and len(parts) == 3 and parts[1] == "page" and parts[2].isdigit():
-        return ("page", validate_identifier(parts[0]), parts[2])
+    shapes = {"user": 1, "pending": 1, "session": 1, "turn": 2, "log": 1}
+    if kind in ("session", "log") and len(parts) == 3 and parts[1] == "page" and parts[2].isdigit():
+        return (
+            f"{kind}-page" if kind == "log" else "page",
+            validate_identifier(parts[0]),
+            parts[2],
+        )
     if shapes.get(kind) != len(parts):
         raise ValueError(f"not a memory-service key: {key!r}")
     return (kind, *(validate_identifier(part) for part in parts))

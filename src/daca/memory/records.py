@@ -70,3 +70,16 @@ class DeadLetters(BaseModel):
 def _ident(turn: ConversationTurn) -> tuple[str, str]:
     """The identity of a turn across sessions."""
     return turn.session_id, turn.turn_id
+
+
+class LogHead(BaseModel):
+    """The head of a user's turn log: how many turns it holds, in pages of ``page_size``."""
+
+    count: int = Field(default=0, ge=0)
+    page_size: int = Field(default=100, ge=1)
+
+
+class LogPage(BaseModel):
+    """Up to ``page_size`` turns of the user's log, oldest first."""
+
+    turns: list[ConversationTurn] = Field(default_factory=list)

@@ -1,8 +1,9 @@
 """Reading the turns a summary must cover, and writing a summary back.
 
 The write-back is one transaction guarded by ETags: the user record (new ``user_summary`` and
-bookkeeping) first, then the pending record without exactly the covered turns (either record is
-created empty first if missing, see ``statekit``). Turns that
+bookkeeping), the covered turns appended to the user's log (``userlog``, what search reads),
+then the pending record without exactly the covered turns (every record is created empty first
+if missing, see ``daca.dapr.guarded``). Turns that
 arrived while the summary was being written stay pending. Where a transaction is not atomic
 (daprd on Redis), a failure can leave the summary written but the turns still pending; they
 are then summarised once more, which costs an LLM call but loses nothing.
@@ -18,7 +19,7 @@ from daca.dapr.client import DaprClient
 from daca.dapr.guarded import create_missing, guarded_upsert
 from daca.dapr.retry import ConflictError, retry_on_conflict
 from daca.llm.prompts import clip
-from daca.memory import keys
+from daca.memory import keys, userlog
 from daca.memory.records import PendingTurns
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
@@ -63,19 +64,25 @@ class SummaryStore:
     async def _commit_once(
         self, user_id: str, summary: str, covered: list[ConversationTurn]
     ) -> bool:
-        """One guarded attempt of ``commit``."""
+        """One guarded attempt of ``commit``: summary, pending turns and the user's log."""
         user_key, pending_key = keys.user_key(user_id), keys.pending_key(user_id)
-        user_entry, pending_entry = await self._client.bulk_get_state(
-            self._store, [user_key, pending_key]
+        user_entry, pending_entry, log_entry = await self._client.bulk_get_state(
+            self._store, [user_key, pending_key, keys.log_head_key(user_id)]
         )
-        read = {user_key: user_entry, pending_key: pending_entry}
+        log = await userlog.read_for_append(
+            self._client, self._store, user_id, log_entry, len(covered)
+        )
+        read = {user_key: user_entry, pending_key: pending_entry, **log.entries(user_id)}
         empty = {user_key: UserMetadata(), pending_key: PendingTurns()}
-        if await create_missing(self._client, self._store, empty, read):
+        if await create_missing(
+            self._client, self._store, {**empty, **log.empty_records(user_id)}, read
+        ):
             raise ConflictError("created the user's records; read them again")
         user = _summarised(parse(UserMetadata, user_entry) or UserMetadata(), summary, covered)
         pending = (parse(PendingTurns, pending_entry) or PendingTurns()).without(covered)
         operations = [
             guarded_upsert(user_key, user, user_entry),
+            *userlog.append_operations(user_id, log, userlog.not_logged(log, covered)),
             guarded_upsert(pending_key, pending, pending_entry),
         ]
         await self._client.transact_state(self._store, operations)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import UserMetadata, UserProfile
+from daca.contracts.models import (
+    MAX_QUERY_CHARS,
+    SearchResults,
+    UserMetadata,
+    UserProfile,
+)
 from daca.memory.deps import AppToken, Services
 from daca.memory.models import Initialized
 from daca.memory.openapi import BY_ID_RESPONSES, BY_ID_WITH_BODY_RESPONSES
+from daca.memory.recall import search_memories
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
 
@@ -35,3 +41,15 @@ async def initialize_memories(
     """Set the user's profile fields (summary bookkeeping is kept)."""
     stored = await services.users.initialize(user_id, profile)
     return Initialized(status="success", user_id=user_id, metadata=stored)
+
+
+@router.get("/{user_id}/search", response_model=SearchResults, responses=BY_ID_RESPONSES)
+async def search(
+    user_id: UserId,
+    services: Services,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="text")],
+    k: Annotated[int, Query(ge=1, le=50, description="how many results at most")] = 5,
+) -> SearchResults:
+    """The user's past turns (any session) that best match ``q``, best first: BM25 over the
+    newest 1000 logged turns and the pending ones, tolerant of typos."""
+    return await search_memories(services.client, services.settings.state_store, user_id, q, k)

@@ -1,0 +1,125 @@
+"""Lexical search over a user's past turns: BM25 with typo-tolerant term matching.
+
+Documents are turns (the user's message, and the assistant's reply at half weight); terms are
+the stemmed content words of ``daca.llm.extractive`` (stopwords removed). A query term matches a
+document term that is equal, or within one edit (insertion, deletion, substitution or swap of
+neighbours) for terms of five letters or more, two edits for nine or more, so "tommorrow" finds
+"tomorrow". A fuzzy match counts at ``FUZZY_WEIGHT`` of an exact one. Scores are BM25
+(k1 = 1.2, b = 0.75) over the documents searched.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from daca.llm.extractive import normalise, stem
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOP_TEXT = """
+    a about above after again all also am an and any are as at be been before being but by
+    can could did do does for from had has have having he her here hers him his how i if in into
+    is it its just me my myself no not now of on or our ours out over so some such than that the
+    their them then there these they this those to too up us very was we were what when where
+    which while who whom why will with would you your yours"""
+_STOP = frozenset(_STOP_TEXT.split())
+K1, B = 1.2, 0.75
+FUZZY_WEIGHT = 0.8
+REPLY_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    """One searchable turn."""
+
+    turn_id: str
+    session_id: str
+    timestamp: str
+    user_message: str
+    assistant_reply: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    document: SearchDocument
+    score: float
+
+
+def terms(text: str) -> list[str]:
+    """The stemmed content words of ``text``, in order, repeats kept."""
+    words = (stem(word) for word in _WORD.findall(normalise(text)) if word not in _STOP)
+    return [word for word in words if word]
+
+
+@lru_cache(maxsize=65536)
+def within(a: str, b: str) -> float:
+    """1 for the same term, ``FUZZY_WEIGHT`` for a near one (see the module), else 0."""
+    if a == b:
+        return 1.0
+    shortest = min(len(a), len(b))
+    allowed = 2 if shortest >= 9 else 1 if shortest >= 5 else 0
+    if allowed == 0 or abs(len(a) - len(b)) > allowed:
+        return 0.0
+    return FUZZY_WEIGHT if _edits(a, b, allowed) <= allowed else 0.0
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance between ``a`` and ``b``, cut off above ``limit``."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        row = [i]
+        for j, other in enumerate(b, 1):
+            cost = 0 if char == other else 1
+            value = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                value = min(value, previous2[j - 2] + 1)
+            row.append(value)
+        if min(row) > limit:
+            return limit + 1
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def _frequencies(document: SearchDocument) -> dict[str, float]:
+    """Term frequencies: the user's words count 1, the reply's ``REPLY_WEIGHT``."""
+    counts: dict[str, float] = {}
+    for term in terms(document.user_message):
+        counts[term] = counts.get(term, 0.0) + 1.0
+    for term in terms(document.assistant_reply):
+        counts[term] = counts.get(term, 0.0) + REPLY_WEIGHT
+    return counts
+
+
+def search(documents: Sequence[SearchDocument], query: str, k: int) -> list[Hit]:
+    """The ``k`` best documents for ``query``, best first; ties keep the documents' order (pass
+    them newest first). A document with no matching term is no hit."""
+    wanted = list(dict.fromkeys(terms(query)))
+    if not wanted or not documents or k <= 0:
+        return []
+    frequencies = [_frequencies(document) for document in documents]
+    lengths = [sum(counts.values()) for counts in frequencies]
+    average = (sum(lengths) / len(lengths)) or 1.0
+    vocabulary = {term for counts in frequencies for term in counts}
+    matches = [(t, w) for q in wanted for t in vocabulary if (w := within(q, t))]
+    df = Counter(t for counts in frequencies for t, _ in matches if t in counts)
+    hits = []
+    for document, counts, length in zip(documents, frequencies, lengths, strict=True):
+        score = sum(
+            weight * _bm25(counts[term], length, average, df[term], len(documents))
+            for term, weight in matches
+            if term in counts
+        )
+        if score > 0:
+            hits.append(Hit(document, round(score, 4)))
+    hits.sort(key=lambda hit: -hit.score)
+    return hits[:k]
+
+
+def _bm25(tf: float, length: float, average: float, df: int, total: int) -> float:
+    idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+    return idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))

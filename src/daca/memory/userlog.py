@@ -1,0 +1,105 @@
+"""A user's turn log: every summarised turn of the user, any session, in fixed pages.
+
+The summarizer moves the turns a summary covers from ``pending:{user}`` into the log in the same
+transaction that stores the summary, so the log costs no extra write of its own, and search reads
+a bounded tail of it (``SEARCH_TURNS`` turns) plus the pending turns: a search's cost does not
+grow with the user's history. As in the session history, the head's ``count`` is the truth: a
+page's turns past it (a transaction that failed half-way on daprd) are ignored and overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daca.contracts.models import ConversationTurn
+from daca.dapr.client import DaprClient
+from daca.dapr.guarded import guarded_upsert
+from daca.dapr.models import StateEntry, StateOperation
+from daca.memory import keys
+from daca.memory.records import LogHead, LogPage, PendingTurns
+from daca.memory.statekit import parse
+
+PAGE_SIZE = 100
+#: How many of the newest logged turns a search reads (besides the pending ones).
+SEARCH_TURNS = 1000
+
+
+@dataclass(frozen=True)
+class LogSnapshot:
+    """What an append read: the head and the pages the new turns go to."""
+
+    head_entry: StateEntry | None
+    head: LogHead
+    pages: dict[int, StateEntry | None]
+
+    def entries(self, user_id: str) -> dict[str, StateEntry | None]:
+        read = {keys.log_head_key(user_id): self.head_entry}
+        read.update({keys.log_page_key(user_id, n): e for n, e in self.pages.items()})
+        return read
+
+    def empty_records(self, user_id: str) -> dict[str, LogHead | LogPage]:
+        empty: dict[str, LogHead | LogPage] = {keys.log_head_key(user_id): self.head}
+        empty.update({keys.log_page_key(user_id, n): LogPage() for n in self.pages})
+        return empty
+
+
+async def read_for_append(
+    client: DaprClient, store: str, user_id: str, head_entry: StateEntry | None, adding: int
+) -> LogSnapshot:
+    """The pages ``adding`` turns will go to, given the head just read."""
+    head = parse(LogHead, head_entry) or LogHead(page_size=PAGE_SIZE)
+    first, last = head.count // head.page_size, (head.count + adding - 1) // head.page_size
+    numbers = list(range(first, max(first, last) + 1))
+    read = await client.bulk_get_state(store, [keys.log_page_key(user_id, n) for n in numbers])
+    return LogSnapshot(head_entry, head, dict(zip(numbers, read, strict=True)))
+
+
+def append_operations(
+    user_id: str, snapshot: LogSnapshot, turns: list[ConversationTurn]
+) -> list[StateOperation]:
+    """Upserts of the pages with ``turns`` added after the counted ones, then the head."""
+    head, size = snapshot.head, snapshot.head.page_size
+    operations, position = [], head.count
+    for number, entry in snapshot.pages.items():
+        kept = (parse(LogPage, entry) or LogPage()).turns[: max(0, position - number * size)]
+        room = (number + 1) * size - (number * size + len(kept))
+        adding, turns = turns[:room], turns[room:]
+        page = LogPage(turns=[*kept, *adding])
+        operations.append(guarded_upsert(keys.log_page_key(user_id, number), page, entry))
+        position += len(adding)
+    new_head = head.model_copy(update={"count": position})
+    operations.append(guarded_upsert(keys.log_head_key(user_id), new_head, snapshot.head_entry))
+    return operations
+
+
+def not_logged(snapshot: LogSnapshot, turns: list[ConversationTurn]) -> list[ConversationTurn]:
+    """``turns`` without those the counted part of the snapshot's pages already holds (a
+    commit that failed after writing the log, on a store without atomic transactions)."""
+    size, count = snapshot.head.page_size, snapshot.head.count
+    logged = {
+        (t.session_id, t.turn_id)
+        for number, entry in snapshot.pages.items()
+        for t in (parse(LogPage, entry) or LogPage()).turns[: max(0, count - number * size)]
+    }
+    return [t for t in turns if (t.session_id, t.turn_id) not in logged]
+
+
+async def searchable_turns(client: DaprClient, store: str, user_id: str) -> list[ConversationTurn]:
+    """The user's newest ``SEARCH_TURNS`` logged turns and the pending ones, newest first."""
+    head_entry, pending_entry = await client.bulk_get_state(
+        store, [keys.log_head_key(user_id), keys.pending_key(user_id)]
+    )
+    pending = (parse(PendingTurns, pending_entry) or PendingTurns()).turns
+    head = parse(LogHead, head_entry)
+    logged: list[ConversationTurn] = []
+    if head is not None and head.count:
+        start = max(0, head.count - SEARCH_TURNS)
+        numbers = range(start // head.page_size, (head.count - 1) // head.page_size + 1)
+        pages = await client.bulk_get_state(store, [keys.log_page_key(user_id, n) for n in numbers])
+        for number, entry in zip(numbers, pages, strict=True):
+            counted = head.count - number * head.page_size
+            logged.extend((parse(LogPage, entry) or LogPage()).turns[:counted])
+        logged = logged[-(head.count - start) :]
+    seen = {(t.session_id, t.turn_id) for t in logged}
+    fresh = [t for t in pending if (t.session_id, t.turn_id) not in seen]
+    return list(reversed([*logged, *fresh]))

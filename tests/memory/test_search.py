@@ -1,0 +1,96 @@
+"""Search over a user's past turns: ranking, typos, provenance, and a bounded cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from daca.memory.search import SearchDocument, search, within
+from daca.memory.userlog import PAGE_SIZE, SEARCH_TURNS
+from tests.memory.fake_sidecar import FakeSidecar
+from tests.memory.helpers import FakeWriter, conversation, deliver, envelope, running_app, wait_for
+
+
+def doc(turn: str, said: str, reply: str = "", session: str = "s1") -> SearchDocument:
+    return SearchDocument(turn, session, "2026-12-01T10:00:00+00:00", said, reply)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "weight"),
+    [("tomorrow", "tomorrow", 1.0), ("tommorrow", "tomorrow", 0.8), ("tomorow", "tomorrow", 0.8),
+     ("recieve", "receive", 0.8), ("pack", "pick", 0.0), ("cat", "car", 0.0),
+     ("restaurant", "restuarant", 0.8), ("lisbon", "london", 0.0)],
+)  # fmt: skip
+def test_near_terms_match_at_a_lower_weight(a: str, b: str, weight: float) -> None:
+    assert within(a, b) == weight
+
+
+def test_the_rarer_matching_turn_ranks_first_and_typos_still_find_it() -> None:
+    documents = [
+        doc("t1", "I need to schedule a coding session."),
+        doc("t2", "What time is it?", "It is ten."),
+        doc("t3", "Tomorrow we will pack for SF?", "Have a good trip."),
+        doc("t4", "Tomorrow is a holiday."),
+        doc("t5", "We pack lunch every day."),
+    ]
+    hits = search(documents, "What will we pack tommorrow?", 3)
+    assert [hit.document.turn_id for hit in hits] == ["t3", "t4", "t5"]
+    assert hits[0].score > hits[1].score > hits[2].score > 0
+    assert search(documents, "quantum chromodynamics", 5) == []
+    assert search(documents, "the of and", 5) == []  # stopwords only
+
+
+def test_the_users_words_count_more_than_the_reply() -> None:
+    documents = [doc("said", "I love jazz."), doc("replied", "Hello.", "I love jazz too.")]
+    assert [hit.document.turn_id for hit in search(documents, "jazz", 2)] == ["said", "replied"]
+
+
+async def test_the_route_finds_turns_of_every_session_with_provenance(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    async with running_app(sidecar, writer) as client:
+        for n, (session, text) in enumerate(
+            [("s1", "My sister lives in Porto."), ("s2", "I bought a red bicycle.")]
+        ):
+            event = conversation(session=session, turn=f"t{n}", text=text)
+            assert await deliver(client, envelope(event)) == "SUCCESS"
+        # Searchable at once (pending), and still after the summary moved them to the log.
+        for _ in range(2):
+            answer = await client.get("/memories/alice/search", params={"q": "bicycle", "k": 3})
+            assert answer.status_code == 200, answer.text
+            [hit] = answer.json()["results"]
+            assert hit["kind"] == "turn"
+            assert hit["text"] == "user: I bought a red bicycle."
+            assert (hit["session_id"], hit["turn_ids"]) == ("s2", ["t1"])
+            assert hit["timestamp"] and hit["score"] > 0
+            await wait_for(lambda: sidecar.value("log:alice") is not None)
+        bad = await client.get("/memories/alice/search", params={"q": "", "k": 3})
+        assert bad.status_code == 422
+
+
+async def test_search_reads_a_bounded_tail_of_a_long_history(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """10,000 logged turns: a search costs the same two state reads and sees the newest 1000."""
+    total = 10_000
+    sidecar.put("log:bob", {"count": total, "page_size": PAGE_SIZE})
+    for page in range(total // PAGE_SIZE):
+        turns = [
+            {"session_id": f"s{n // 50}", "turn_id": f"t{n}", "user_message": f"note {n}",
+             "assistant_reply": "ok", "timestamp": "2026-01-01T00:00:00+00:00"}
+            for n in range(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)
+        ]  # fmt: skip
+        sidecar.put(f"log:bob:page:{page}", {"turns": turns})
+    async with running_app(sidecar, writer) as client:
+        before = sidecar.requests
+        answer = await client.get("/memories/bob/search", params={"q": "note", "k": 50})
+        reads = sidecar.requests - before
+    hits = answer.json()["results"]
+    assert reads == 2  # log head with pending, then the tail pages in one bulk read
+    numbers = {int(hit["turn_ids"][0][1:]) for hit in hits}
+    assert min(numbers) >= total - SEARCH_TURNS
+    assert len(hits) == 50
+
+
+def test_results_keep_recency_for_equal_scores() -> None:
+    documents = [doc("new", "coffee at noon"), doc("old", "coffee at noon")]
+    assert [hit.document.turn_id for hit in search(documents, "coffee", 2)] == ["new", "old"]
