@@ -102,8 +102,18 @@ class FakeSidecar:
             await self._both_arrived.wait()
 
     def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
-        """``memories/{user}`` and ``conversations/{session}?limit=N``."""
+        """``memories/{user}`` (GET, and DELETE: forget) and ``conversations/{session}?limit=N``."""
         kind, _, key = method.partition("/")
+        if kind == "memories" and request.method == "DELETE":
+            self.users.pop(key, None)
+            sessions = sorted(
+                value["session_id"]
+                for name, (value, _) in self.state.items()
+                if name.startswith("session:") and isinstance(value, dict)
+                and value.get("user_id") == key
+            )  # fmt: skip
+            body = {"status": "forgotten", "user_id": key, "sessions": sessions}
+            return httpx.Response(200, json=body | {"records_deleted": len(sessions)})
         if kind == "memories":
             return httpx.Response(200, json=self.users.get(key, {}))
         history = self.histories.get(key, [])
@@ -120,6 +130,14 @@ class FakeSidecar:
                 return httpx.Response(204)
             return httpx.Response(200, json=found[0], headers={"etag": found[1]})
         body = json.loads(request.content)
+        if rest == "/bulk":
+            items = []
+            for key in body["keys"]:
+                item: dict[str, Any] = {"key": key}
+                if (found := self.state.get(key)) is not None:
+                    item |= {"data": found[0], "etag": found[1]}
+                items.append(item)
+            return httpx.Response(200, json=items)
         if rest == "/transaction":
             return self._transaction(request, body["operations"])
         for item in body:
@@ -139,7 +157,8 @@ class FakeSidecar:
     def _transaction(
         self, request: httpx.Request, operations: list[dict[str, Any]]
     ) -> httpx.Response:
-        """All ETags checked first, then applied; each stored upsert's event published."""
+        """All ETags checked first, then applied; each stored upsert's event published (a
+        delete publishes nothing, as the outbox publishes only upserts)."""
         self.commit_attempts += 1
         if self.commit_failures != 0:
             self.commit_failures -= 1 if self.commit_failures > 0 else 0
@@ -150,7 +169,11 @@ class FakeSidecar:
         projected = {
             op["request"]["key"]: op["request"]["value"] for op in operations if _projection(op)
         }
+        deleted = {op["request"]["key"] for op in operations if op["operation"] == "delete"}
+        stored = [item for item in stored if item["key"] not in deleted]
         with self._changed:
+            for key in deleted:
+                self.state.pop(key, None)
             for item in stored:
                 self.state[item["key"]] = (item.get("value"), uuid.uuid4().hex)
                 event = projected.get(item["key"], item.get("value"))

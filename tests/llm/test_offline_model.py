@@ -97,12 +97,13 @@ async def test_streaming_gives_the_same_answer_and_uses_the_tool() -> None:
 
 async def test_the_summary_keeps_earlier_facts_across_calls() -> None:
     writer = LLMSummaryWriter(OfflineModel())
-    first = await writer.write(None, [turn(1, "Hi! My name is Ana. The weather is nice."),
-                                      turn(2, "I'm planning to go to SF tomorrow.")])  # fmt: skip
+    turns = [turn(1, "Hi! My name is Ana. The weather is nice."),
+             turn(2, "I'm planning to go to SF tomorrow.")]  # fmt: skip
+    first = (await writer.write(None, turns)).summary
     assert "My name is Ana." in first
     assert "SF" in first
     assert "weather" not in first
-    second = await writer.write(first, [turn(3, "I love green tea. What time is it?")])
+    second = (await writer.write(first, [turn(3, "I love green tea. What time is it?")])).summary
     assert "My name is Ana." in second
     assert "SF tomorrow" in second
     assert "I love green tea." in second
@@ -110,16 +111,19 @@ async def test_the_summary_keeps_earlier_facts_across_calls() -> None:
 
 
 async def test_a_summary_with_nothing_personal_says_so() -> None:
-    summary = await LLMSummaryWriter(OfflineModel()).write(None, [turn(1, "What time is it?")])
-    assert summary == "No personal facts shared yet."
-    assert "No personal" not in await LLMSummaryWriter(OfflineModel()).write(
-        summary, [turn(2, "I live in Porto.")]
+    writer = LLMSummaryWriter(OfflineModel())
+    nothing = await writer.write(None, [turn(1, "What time is it?")])
+    assert nothing.summary == "No personal facts shared yet."
+    assert nothing.facts == []
+    assert (
+        "No personal"
+        not in (await writer.write(nothing.summary, [turn(2, "I live in Porto.")])).summary
     )
 
 
 async def test_the_summary_stays_bounded() -> None:
     turns = [turn(index, f"I visited city number {index} last year.") for index in range(40)]
-    summary = await LLMSummaryWriter(OfflineModel()).write(None, turns)
+    summary = (await LLMSummaryWriter(OfflineModel()).write(None, turns)).summary
     assert len(summary) <= 1200
     assert "city number 39" in summary
     assert "city number 0 " not in summary
@@ -127,5 +131,28 @@ async def test_the_summary_stays_bounded() -> None:
 
 async def test_from_env_without_configuration_is_offline() -> None:
     writer = LLMSummaryWriter.from_env()
-    assert "I live in Porto." in await writer.write(None, [turn(1, "I live in Porto.")])
+    assert "I live in Porto." in (await writer.write(None, [turn(1, "I live in Porto.")])).summary
     await writer.aclose()
+
+
+async def test_offline_facts_keep_plans_phrased_as_questions_and_drop_real_questions() -> None:
+    turns = [turn(1, "I need to schedule a coding session."), turn(2, "What time is it?"),
+             turn(3, "Tomorrow we will pack for SF?")]  # fmt: skip
+    update = await LLMSummaryWriter(OfflineModel()).write(None, turns)
+    assert [(f.text, f.turns[0].turn_id) for f in update.facts] == [
+        ("I need to schedule a coding session.", "t1"),
+        ("Tomorrow we will pack for SF.", "t3"),
+    ]
+    assert "Tomorrow we will pack for SF." in update.summary
+    assert all(f.supersedes == [] for f in update.facts)
+
+
+async def test_an_offline_fact_of_the_same_slot_supersedes_the_known_one() -> None:
+    writer = LLMSummaryWriter(OfflineModel())
+    known = [("f1", "I live in Lisbon."), ("f2", "I love green tea.")]
+    update = await writer.write(None, [turn(4, "I moved to Berlin last week.")], known)
+    [fact] = update.facts
+    assert fact.text == "I moved to Berlin last week."
+    assert fact.supersedes == ["f1"]
+    repeated = await writer.write(None, [turn(5, "I love green tea!")], known)
+    assert repeated.facts == []  # a known fact is not extracted twice

@@ -94,7 +94,7 @@ async def test_without_retries_the_error_surfaces(fake_llm: FakeOpenAIServer) ->
 async def test_the_summary_writer_uses_the_configured_endpoint(fake_llm: FakeOpenAIServer) -> None:
     fake_llm.enqueue(text_reply("  Ana lives in Porto.  "))
     writer = LLMSummaryWriter.from_settings(settings_for(fake_llm))
-    assert await writer.write("Ana likes tea.", [TURN]) == "Ana lives in Porto."
+    assert (await writer.write("Ana likes tea.", [TURN])).summary == "Ana lives in Porto."
     await writer.aclose()
     request = fake_llm.requests[0]
     assert request.system_prompt.startswith(SUMMARY_MARKER)
@@ -109,7 +109,7 @@ async def test_from_env_reads_the_endpoint(
     monkeypatch.setenv("LLM_MODEL", "fake-model")
     fake_llm.enqueue(text_reply("Summary from env."))
     writer = LLMSummaryWriter.from_env()
-    assert await writer.write(None, [TURN]) == "Summary from env."
+    assert (await writer.write(None, [TURN])).summary == "Summary from env."
     await writer.aclose()
 
 
@@ -139,5 +139,47 @@ async def test_a_hanging_server_hits_the_client_timeout(fake_llm: FakeOpenAIServ
     fake_llm.enqueue(HANG)
     writer = LLMSummaryWriter.from_settings(settings_for(fake_llm, llm_timeout_seconds=0.3))
     with pytest.raises(SummaryError, match="APITimeoutError"):
+        await writer.write(None, [TURN])
+    await writer.aclose()
+
+
+async def test_the_memory_call_answers_a_summary_and_facts_with_provenance(
+    fake_llm: FakeOpenAIServer,
+) -> None:
+    second = TURN.model_copy(update={"turn_id": "t2", "user_message": "We adopted a cat, Tom."})
+    answer = {
+        "summary": "The user lives in Porto and has a cat named Tom.",
+        "facts": [
+            {"text": "The user lives in Porto.", "turns": ["t1"], "supersedes": ["f3", "f99"]},
+            {"text": "The user has a cat named Tom.", "turns": ["t2", "t7"], "supersedes": []},
+            {"text": "The user likes cats.", "turns": [], "supersedes": "f4"},
+            {"text": "  "},
+        ],
+    }
+    fake_llm.enqueue(text_reply("Here it is:\n```json\n" + json.dumps(answer) + "\n```"))
+    writer = LLMSummaryWriter.from_settings(settings_for(fake_llm))
+    known = [("f3", "The user lives in Lisbon."), ("f4", "The user dislikes cats.")]
+    update = await writer.write(None, [TURN, second], known)
+    await writer.aclose()
+    assert update.summary == answer["summary"]
+    assert [(f.text, [t.turn_id for t in f.turns], f.supersedes) for f in update.facts] == [
+        ("The user lives in Porto.", ["t1"], ["f3"]),  # f99 was never shown: ignored
+        ("The user has a cat named Tom.", ["t2"], []),  # t7 is not a turn of the batch
+        ("The user likes cats.", ["t2"], ["f4"]),  # no turn given: the closest one
+    ]
+    request = fake_llm.requests[0]
+    assert "JSON" in request.system_prompt and "supersedes" in request.system_prompt
+    user_text = request.messages[-1]["content"]
+    assert "- [f3] The user lives in Lisbon." in json.dumps(user_text)
+    assert "[t2] 2025-01-01" in json.dumps(user_text)
+
+
+@pytest.mark.parametrize("answer", ['{"facts": []}', '{"summary": "x", ', "[1, 2]"])
+async def test_an_unreadable_memory_answer_is_a_summary_error(
+    fake_llm: FakeOpenAIServer, answer: str
+) -> None:
+    fake_llm.enqueue(text_reply(answer))
+    writer = LLMSummaryWriter.from_settings(settings_for(fake_llm))
+    with pytest.raises(SummaryError):
         await writer.write(None, [TURN])
     await writer.aclose()

@@ -59,8 +59,10 @@ def test_summary_input_has_the_previous_summary_and_the_turns() -> None:
     )  # fmt: skip
     text = build_summary_input("Ana lives in Lisbon.", [turn])
     assert text.startswith("Previous summary:\nAna lives in Lisbon.")
-    assert "- user: I like tea\n- assistant: Noted" in text
-    assert build_summary_input(None, []).count(NOTHING_YET) == 2
+    assert "[t1] 2025-01-01\n- user: I like tea\n- assistant: Noted" in text
+    assert build_summary_input(None, []).count(NOTHING_YET) == 3
+    with_facts = build_summary_input(None, [turn], [("f7", "Ana has a cat\nnamed Tom.")])
+    assert "Known facts:\n- [f7] Ana has a cat named Tom.\n\nNew turns:" in with_facts
     assert SUMMARY_INSTRUCTIONS.startswith(SUMMARY_MARKER)
 
 

@@ -12,24 +12,41 @@ from typing import Any
 import httpx
 
 from daca.contracts.models import ConversationTurn
+from daca.llm.memory_update import MemoryUpdate, NewFact
 from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from tests.memory.fake_sidecar import FakeSidecar
 
 
 class FakeWriter:
-    """A ``SummaryWriter`` that records its calls and fails the first ``fail_times``."""
+    """A ``SummaryWriter`` that records its calls, fails the first ``fail_times``, and extracts
+    the facts ``facts`` lists for a message."""
 
     def __init__(self, *, fail_times: int = 0) -> None:
         self.calls: list[tuple[str | None, list[ConversationTurn]]] = []
+        self.known_facts: list[list[tuple[str, str]]] = []
         self.fail_times = fail_times
+        #: The facts to extract from a user message, by message text.
+        self.facts: dict[str, list[str]] = {}
 
-    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
+    async def write(
+        self,
+        previous_summary: str | None,
+        turns: Sequence[ConversationTurn],
+        known_facts: Sequence[tuple[str, str]] = (),
+    ) -> MemoryUpdate:
         self.calls.append((previous_summary, list(turns)))
+        self.known_facts.append(list(known_facts))
         if self.fail_times > 0:
             self.fail_times -= 1
             raise RuntimeError("the LLM is down")
-        return f"summary {len(self.calls)} ({len(turns)} turns)"
+        summary = f"summary {len(self.calls)} ({len(turns)} turns)"
+        facts = [
+            NewFact(text, [turn])
+            for turn in turns
+            for text in self.facts.get(turn.user_message, [])
+        ]
+        return MemoryUpdate(summary=summary, facts=facts)
 
 
 def memory_settings(**overrides: Any) -> MemorySettings:

@@ -25,7 +25,7 @@ def document(**settings: Any) -> dict[str, Any]:
     [
         ("DELETE", "/deadletters", "GET, POST"),
         ("OPTIONS", "/deadletters", "GET, POST"),
-        ("PUT", "/memories/u", "GET"),
+        ("PUT", "/memories/u", "DELETE, GET"),
         ("GET", "/memories/u/initialize", "POST"),
         ("GET", "/conversations", "POST"),
     ],

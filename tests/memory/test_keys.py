@@ -20,6 +20,7 @@ records = st.one_of(
     st.tuples(st.just("page"), ids, st.integers(min_value=0, max_value=10**9).map(str)),
     st.tuples(st.just("turn"), ids, ids),
     st.tuples(st.just("log"), ids),
+    st.tuples(st.just("facts"), ids),
     st.tuples(st.just("log-page"), ids, st.integers(min_value=0, max_value=10**9).map(str)),
 )
 
@@ -36,6 +37,8 @@ def key_of(record: tuple[str, ...]) -> str:
         return keys.page_key(args[0], int(args[1]))
     if kind == "log":
         return keys.log_head_key(args[0])
+    if kind == "facts":
+        return keys.facts_key(args[0])
     if kind == "log-page":
         return keys.log_page_key(args[0], int(args[1]))
     return keys.marker_key(args[0], args[1])

@@ -10,8 +10,8 @@ from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import FakeWriter, conversation, deliver, envelope, running_app, wait_for
 
 
-def doc(turn: str, said: str, reply: str = "", session: str = "s1") -> SearchDocument:
-    return SearchDocument(turn, session, "2026-12-01T10:00:00+00:00", said, reply)
+def doc(turn: str, said: str, reply: str = "") -> SearchDocument[str]:
+    return SearchDocument(said, reply, turn)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_the_rarer_matching_turn_ranks_first_and_typos_still_find_it() -> None:
         doc("t5", "We pack lunch every day."),
     ]
     hits = search(documents, "What will we pack tommorrow?", 3)
-    assert [hit.document.turn_id for hit in hits] == ["t3", "t4", "t5"]
+    assert [hit.document.source for hit in hits] == ["t3", "t4", "t5"]
     assert hits[0].score > hits[1].score > hits[2].score > 0
     assert search(documents, "quantum chromodynamics", 5) == []
     assert search(documents, "the of and", 5) == []  # stopwords only
@@ -41,7 +41,7 @@ def test_the_rarer_matching_turn_ranks_first_and_typos_still_find_it() -> None:
 
 def test_the_users_words_count_more_than_the_reply() -> None:
     documents = [doc("said", "I love jazz."), doc("replied", "Hello.", "I love jazz too.")]
-    assert [hit.document.turn_id for hit in search(documents, "jazz", 2)] == ["said", "replied"]
+    assert [hit.document.source for hit in search(documents, "jazz", 2)] == ["said", "replied"]
 
 
 async def test_the_route_finds_turns_of_every_session_with_provenance(
@@ -93,4 +93,4 @@ async def test_search_reads_a_bounded_tail_of_a_long_history(
 
 def test_results_keep_recency_for_equal_scores() -> None:
     documents = [doc("new", "coffee at noon"), doc("old", "coffee at noon")]
-    assert [hit.document.turn_id for hit in search(documents, "coffee", 2)] == ["new", "old"]
+    assert [hit.document.source for hit in search(documents, "coffee", 2)] == ["new", "old"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
+from daca.llm.memory_update import MemoryUpdate
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import (
     FakeWriter,
@@ -82,11 +84,11 @@ def await_history_len(sidecar: FakeSidecar) -> int:
 
 async def test_slow_writer_times_out_and_is_retried(sidecar: FakeSidecar) -> None:
     class SlowOnce(FakeWriter):
-        async def write(self, previous_summary: str | None, turns: object) -> str:
+        async def write(self, previous_summary: str | None, *rest: Any) -> MemoryUpdate:
             if not self.calls:
                 self.calls.append((previous_summary, []))
                 await asyncio.Event().wait()
-            return await super().write(previous_summary, turns)  # type: ignore[arg-type]
+            return await super().write(previous_summary, *rest)
 
     writer = SlowOnce()
     settings = memory_settings(summary_timeout_seconds=0.05)
@@ -128,13 +130,13 @@ async def test_summaries_never_overlap_per_user(sidecar: FakeSidecar) -> None:
     most = 0
 
     class Tracking(FakeWriter):
-        async def write(self, previous_summary: str | None, turns: object) -> str:
+        async def write(self, previous_summary: str | None, *rest: Any) -> MemoryUpdate:
             nonlocal in_flight, most
             in_flight += 1
             most = max(most, in_flight)
             await asyncio.sleep(0.02)
             in_flight -= 1
-            return await super().write(previous_summary, turns)  # type: ignore[arg-type]
+            return await super().write(previous_summary, *rest)
 
     settings = memory_settings(summary_debounce_seconds=0.0, summary_max_delay_seconds=0.0)
     async with running_app(sidecar, Tracking(), settings) as client:

@@ -22,7 +22,7 @@ from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
 from daca.chat.openapi import access_responses, completion
 from daca.chat.recorder import Backoff, TurnRecorder
-from daca.chat.routes import chat, root, users
+from daca.chat.routes import chat, memories, root, users
 from daca.chat.service import ChatService
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import TurnLog
@@ -128,6 +128,7 @@ def create_app(
         (root.router, False),
         (chat.router, True),
         (users.router, True),
+        (memories.router, True),
     ):
         responses = access_responses(settings.access, acts_for_a_user=acts_for_a_user)
         app.include_router(router, responses=responses)

@@ -68,3 +68,9 @@ class ModelTimeoutError(ChatError):
     """The language model did not answer within the time limit."""
 
     status_code = 504
+
+
+class MemoryUnavailableError(ChatError):
+    """The memory service could not be reached or failed, so nothing could be forgotten."""
+
+    status_code = 503

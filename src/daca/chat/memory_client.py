@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from daca.contracts.ids import Identifier
 from daca.contracts.models import (
     MAX_QUERY_CHARS,
     ConversationEntry,
@@ -52,6 +53,12 @@ def _ok(response: httpx.Response) -> httpx.Response:
     return response
 
 
+class _Forgotten(BaseModel):
+    """The part of the memory service's ``DELETE /memories/{user_id}`` answer the chat uses."""
+
+    sessions: list[Identifier]
+
+
 class MemoryClient:
     """Reads user metadata and recent history from the memory service (app ``app_id``)."""
 
@@ -78,6 +85,16 @@ class MemoryClient:
             self._app_id, f"memories/{user_id}/search", params=params
         )
         return SearchResults.model_validate_json(_ok(response).content).results
+
+    async def forget(self, user_id: str) -> list[str]:
+        """``DELETE /memories/{user_id}`` on the memory service: the user's forgotten sessions."""
+        response = await self._dapr.invoke(
+            self._app_id, f"memories/{user_id}", http_method="DELETE"
+        )
+        try:
+            return _Forgotten.model_validate_json(_ok(response).content).sessions
+        except ValidationError as exc:
+            raise MemoryReadError("the memory service's answer to a forget is malformed") from exc
 
     async def snapshot(
         self, user_id: str, session_id: str, limit: int, *, query: str = "", k: int = 5

@@ -82,3 +82,11 @@ class Health(BaseModel):
     status: Literal["ok"]
     model: str
     recorder: RecorderCounters
+
+
+class Forgotten(BaseModel):
+    """``DELETE /memories/{user_id}``: the user's sessions that were forgotten."""
+
+    status: Literal["forgotten"]
+    user_id: Identifier
+    sessions: list[Identifier]

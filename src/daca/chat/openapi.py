@@ -15,6 +15,7 @@ from daca.access.settings import AccessSettings
 from daca.chat.errors import (
     BacklogFullError,
     InvalidMessageError,
+    MemoryUnavailableError,
     MessageTooLongError,
     ModelFailedError,
     ModelTimeoutError,
@@ -57,6 +58,16 @@ CHAT_RESPONSES: Responses = {
         "MAX_MESSAGE_CHARS (then the detail is one sentence naming the limit).",
     },
 }
+
+FORGET_RESPONSES = error_responses(
+    {
+        404: "No such route: an id that holds a `/` names another path.",
+        422: "The user id is not a valid id.",
+        MemoryUnavailableError.status_code: "The memory service could not be reached or "
+        "failed; nothing of this service was deleted: try again.",
+        **_INTERNAL,
+    }
+)
 
 USERS_RESPONSES = error_responses(
     {400: _UNREADABLE, 422: "The request does not match the schema.", **_INTERNAL}

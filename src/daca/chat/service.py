@@ -18,12 +18,13 @@ from daca.chat.agent import ChatAgent
 from daca.chat.errors import (
     BacklogFullError,
     InvalidMessageError,
+    MemoryUnavailableError,
     MessageTooLongError,
     SessionNotFoundError,
     WrongUserError,
 )
-from daca.chat.memory_client import MemoryClient, MemorySnapshot
-from daca.chat.models import Message, Response, ResponseMetadata, UserRegistration
+from daca.chat.memory_client import MemoryClient, MemoryReadError, MemorySnapshot
+from daca.chat.models import Forgotten, Message, Response, ResponseMetadata, UserRegistration
 from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
@@ -134,6 +135,22 @@ class ChatService:
         item = f"registration of {registration.user_id}"
         await self.recorder.record(item, lambda: self.turns.record_registration(event))
         return event
+
+    async def forget(self, user_id: str, *, caller: str | None = None) -> Forgotten:
+        """Have the memory service forget the user, then delete this service's records of the
+        user's sessions and registration. If the memory service fails, nothing is deleted here
+        (``MemoryUnavailableError``): the call can simply be repeated."""
+        check_caller(caller, user_id)
+        try:
+            sessions = await self.memory.forget(user_id)
+        except (DaprClientError, MemoryReadError) as exc:
+            raise MemoryUnavailableError(
+                f"The memory service could not forget user {user_id!r} ({type(exc).__name__}); "
+                "nothing was deleted: try again."
+            ) from exc
+        deleted = await self.turns.forget(user_id, sessions)
+        logger.info("Forgot user %s: %d sessions, %d chat records", user_id, len(sessions), deleted)
+        return Forgotten(status="forgotten", user_id=user_id, sessions=sessions)
 
 
 def _elsewhere(memory: MemorySnapshot, session_id: str) -> list[SearchResult]:

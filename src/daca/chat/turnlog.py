@@ -24,7 +24,7 @@ from daca.contracts.ids import Identifier
 from daca.contracts.models import ConversationEntry
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import create_missing, guarded_upsert, outbox_projection
-from daca.dapr.models import StateEntry
+from daca.dapr.models import StateEntry, StateOperation, StateWrite
 from daca.dapr.retry import ConflictError, retry_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,25 @@ class TurnLog:
         registration = Registration.model_validate(event.model_dump(exclude={"event_type"}))
         operations = [guarded_upsert(key, registration, entry), outbox_projection(key, event)]
         await self._dapr.transact_state(self._store, operations)
+
+    async def forget(self, user_id: str, session_ids: list[str]) -> int:
+        """Delete the user's registration and the records of ``session_ids`` the user owns, in
+        one transaction; how many records were deleted."""
+        keys = [session_key(session_id) for session_id in session_ids]
+        entries = await self._dapr.bulk_get_state(self._store, keys) if keys else []
+        owned = [
+            key
+            for key, entry in zip(keys, entries, strict=True)
+            if (record := _record(entry)) is not None and record.user_id == user_id
+        ]
+        registration = await self._dapr.get_state(self._store, registration_key(user_id))
+        doomed = owned + ([registration_key(user_id)] if registration is not None else [])
+        if doomed:
+            operations = [
+                StateOperation(operation="delete", request=StateWrite(key=key)) for key in doomed
+            ]
+            await self._dapr.transact_state(self._store, operations)
+        return len(doomed)
 
     async def _read_or_create(self, key: str, empty: BaseModel) -> StateEntry:
         """The record at ``key``, created as ``empty`` first when missing (see ``guarded``)."""

@@ -134,12 +134,38 @@ class UserMetadata(BaseModel):
     summary_updated_at: str | None = None
 
 
+MAX_FACT_CHARS = 500  # one atomic statement about the user
+
+
+class Fact(BaseModel):
+    """One statement about the user the memory service extracted from their turns, with where
+    it came from. A newer fact that contradicts it sets ``superseded_by`` (the fact is kept as
+    history); ``GET /memories/{user_id}/facts`` lists the current ones."""
+
+    fact_id: Identifier
+    text: str = Field(max_length=MAX_FACT_CHARS)
+    turn_ids: list[Identifier]
+    session_id: Identifier
+    timestamp: Timestamp = Field(description="when the user said it (the turn's timestamp)")
+    created_at: Timestamp
+    superseded_by: Identifier | None = None
+    superseded_at: Timestamp | None = None
+
+
+class Facts(BaseModel):
+    """A user's facts, oldest first."""
+
+    user_id: Identifier
+    facts: list[Fact] = Field(default_factory=list)
+
+
 class SearchResult(BaseModel):
     """One memory a search found (``GET /memories/{user_id}/search``), with where it came from."""
 
     kind: Literal["fact", "turn"]
     text: str
     reply: str | None = None
+    fact_id: Identifier | None = Field(default=None, description="set for a fact")
     turn_ids: list[Identifier]
     session_id: Identifier
     timestamp: Timestamp

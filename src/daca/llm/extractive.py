@@ -25,6 +25,24 @@ _STOPWORD_TEXT = """
     sorry yes yeah appreciate
 """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_QUESTION_TEXT = """
+    what when where which who whom whose why how is are am was were do does did can could will
+    would shall should may might must have has had isn aren wasn weren don doesn didn shouldn
+    wouldn couldn haven hasn
+"""
+_QUESTION_STARTS = frozenset(_QUESTION_TEXT.split())
+_OPENER_TEXT = "so and but hey hi oh well ok okay um hmm also then"
+_OPENERS = frozenset(_OPENER_TEXT.split())
+_LIVES = re.compile(r"\bi(?: now|'m| am)? (?:live|living|lives|based|moved|relocated) (?:in|to)\b")
+_SLOTS = (
+    ("home", _LIVES),
+    ("work", re.compile(r"\bi(?: now|'m| am)? (?:work|working) (?:at|for)\b")),
+    ("age", re.compile(r"\bi(?:'m| am) \d+ (?:years? old|yo)\b")),
+    ("name", re.compile(r"\bmy name is\b|\bcall me\b")),
+    ("favourite {0}", re.compile(r"\bmy favou?rite ([a-z]+) (?:is|are)\b")),
+    ("{0} name", re.compile(r"\bmy ([a-z]+)'s name is\b|\bmy ([a-z]+) is (?:called|named)\b")),
+    ("{0}", re.compile(r"\bmy (job|address|email|birthday|phone number) is\b")),
+)
 
 
 def normalise(text: str) -> str:
@@ -63,15 +81,48 @@ def split_sentences(text: str) -> list[str]:
 
 
 def is_question(text: str) -> bool:
-    """Whether ``text`` reads as a question."""
+    """Whether ``text`` ends as a question (see ``asks`` for whether it really asks)."""
     return text.rstrip().endswith("?")
 
 
+def asks(sentence: str) -> bool:
+    """Whether ``sentence`` asks something: a question mark after a question word or an
+    inverted verb ("Where was I...?", "Do you...?"). A statement said with a rising tone
+    ("Tomorrow we will pack for SF?") asks nothing: it states a plan."""
+    if not is_question(sentence):
+        return False
+    words = _WORD.findall(normalise(sentence))
+    while words and words[0] in _OPENERS:
+        words = words[1:]
+    return not words or words[0] in _QUESTION_STARTS
+
+
 def is_personal_statement(sentence: str) -> bool:
-    """A first-person statement with some content: a fact, plan or preference of the user."""
-    if is_question(sentence) or not _FIRST_PERSON.search(normalise(sentence)):
+    """A first-person statement with some content: a fact, plan or preference of the user,
+    including one phrased as a question that asks nothing."""
+    if asks(sentence) or not _FIRST_PERSON.search(normalise(sentence)):
         return False
     return bool(content_words(sentence))
+
+
+def as_statement(sentence: str) -> str:
+    """``sentence`` ending with a full stop when it ends with a question mark that asks
+    nothing, else as a sentence."""
+    text = sentence.strip()
+    if is_question(text) and not asks(text):
+        text = text.rstrip("?").rstrip() + "."
+    return as_sentence(text)
+
+
+def slot(sentence: str) -> str | None:
+    """What a statement says about the user that only one statement can say at a time (where
+    they live, where they work, their age, "my <something> is"), or ``None``: two statements
+    of one slot with different content are a change, the newer superseding the older."""
+    text = normalise(sentence)
+    for name, pattern in _SLOTS:
+        if match := pattern.search(text):
+            return name.format(*(stem(word) for word in match.groups() if word))
+    return None
 
 
 def as_sentence(text: str) -> str:

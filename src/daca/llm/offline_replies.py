@@ -6,17 +6,21 @@ beyond extracting, matching and templating.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from daca.llm import prompts
 from daca.llm.extractive import (
     as_sentence,
+    as_statement,
     best_match,
+    content_words,
     is_personal_statement,
     is_question,
     merge_facts,
     normalise,
+    slot,
     split_sentences,
 )
 
@@ -29,6 +33,8 @@ _TIME_WORDS = re.compile(r"\b(time|date|clock)\b|\bwhat day\b")
 _TIME_REQUEST = re.compile(r"^\s*(tell|give|show)\b.*\b(time|date)\b")
 _GREETINGS = {"casual": "Hey", "formal": "Good day", "friendly": "Hi"}
 _PLACEHOLDERS = {prompts.NOTHING_YET, prompts.UNKNOWN, NO_FACTS}
+_TURN_LABEL = re.compile(r"^\[(t\d+)\] ")
+_FACT_LINE = re.compile(r"^- \[([A-Za-z0-9_.-]+)\] (.*)$")
 
 
 @dataclass(frozen=True)
@@ -102,18 +108,59 @@ def parse_memory(instructions: str) -> Memory:
     )
 
 
+def _labelled_statements(section: str) -> list[tuple[str, str]]:
+    """The user's statements of the new-turns section, each with its turn's label."""
+    found: list[tuple[str, str]] = []
+    label = ""
+    for line in section.splitlines():
+        if match := _TURN_LABEL.match(line):
+            label = match.group(1)
+        elif line.startswith(prompts.USER_LINE) and label:
+            sentences = split_sentences(line[len(prompts.USER_LINE) :])
+            found.extend((label, s) for s in sentences if is_personal_statement(s))
+    return found
+
+
+def _known_facts(section: str) -> list[tuple[str, str]]:
+    """The ``(id, text)`` of the known-facts section."""
+    return [(m.group(1), m.group(2)) for line in section.splitlines()
+            if (m := _FACT_LINE.match(line))]  # fmt: skip
+
+
+def _new_facts(
+    known: list[tuple[str, str]], said: list[tuple[str, str]]
+) -> list[dict[str, object]]:
+    """Each statement not already known, as a fact superseding the known facts of its slot."""
+    seen = {frozenset(content_words(text)) for _, text in known}
+    facts: list[dict[str, object]] = []
+    for label, sentence in said:
+        words = frozenset(content_words(sentence))
+        if words in seen:
+            continue
+        seen.add(words)
+        kind = slot(sentence)
+        replaced = [i for i, text in known if kind is not None and slot(text) == kind]
+        facts.append({"text": as_statement(sentence), "turns": [label], "supersedes": replaced})
+    return facts
+
+
 def write_summary(summary_input: str) -> str:
-    """An extractive summary: the previous facts plus the user's new first-person statements."""
-    previous = _between(summary_input, prompts.PREVIOUS_SUMMARY_HEADER, prompts.NEW_TURNS_HEADER)
-    turns = _between(summary_input, prompts.NEW_TURNS_HEADER, None)
-    statements = [s for line in _user_lines(turns) for s in split_sentences(line)]
-    facts = merge_facts(
+    """The memory task's answer, as JSON: an extractive summary (the previous facts plus the
+    user's new first-person statements) and each new statement as a fact. A statement replaces
+    the known facts of the same slot (``daca.llm.extractive.slot``)."""
+    previous = _between(summary_input, prompts.PREVIOUS_SUMMARY_HEADER, prompts.KNOWN_FACTS_HEADER)
+    known = _known_facts(
+        _between(summary_input, prompts.KNOWN_FACTS_HEADER, prompts.NEW_TURNS_HEADER)
+    )
+    said = _labelled_statements(_between(summary_input, prompts.NEW_TURNS_HEADER, None))
+    summary = merge_facts(
         _sentences(previous),
-        [s for s in statements if is_personal_statement(s)],
+        [as_statement(sentence) for _, sentence in said],
         max_facts=MAX_SUMMARY_FACTS,
         max_chars=MAX_SUMMARY_CHARS,
     )
-    return " ".join(facts) or NO_FACTS
+    answer = {"summary": " ".join(summary) or NO_FACTS, "facts": _new_facts(known, said)}
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def asks_for_time(text: str) -> bool:

@@ -34,18 +34,30 @@ REPLIED = " | you replied: "
 MEMORY_CHARS = 500
 PREVIOUS_SUMMARY_HEADER = "Previous summary:"
 NEW_TURNS_HEADER = "New turns:"
+KNOWN_FACTS_HEADER = "Known facts:"
 USER_LINE = "- user: "
 ASSISTANT_LINE = "- assistant: "
 UNKNOWN = "(unknown)"
 NOTHING_YET = "(nothing yet)"
 
 SUMMARY_INSTRUCTIONS = (
-    f"{SUMMARY_MARKER} You keep a short summary of what is known about one user. "
-    "You get the previous summary and the new conversation turns. Write the updated summary: "
-    "keep every fact of the previous summary that is still true, add what the user said about "
-    "themselves (name, plans, preferences, goals, circumstances), and leave out small talk and "
-    "the assistant's own words. Write at most ten short sentences of plain text, with no "
-    "preamble and no headings."
+    f"{SUMMARY_MARKER} You keep the long-term memory of one user: a short summary and a list "
+    "of atomic facts. You get the previous summary, the facts already known (each with its id) "
+    "and the new conversation turns (each with its id and date). Answer with ONLY a JSON object "
+    'of this shape: {"summary": "...", "facts": [{"text": "...", "turns": ["t1"], '
+    '"supersedes": ["f3"]}]}.\n'
+    "summary: the updated summary. Keep every fact of the previous summary that is still true, "
+    "add what the user said about themselves (name, plans, preferences, goals, circumstances), "
+    "and leave out small talk and the assistant's own words; at most ten short sentences of "
+    "plain text.\n"
+    "facts: only the NEW facts the new turns state about the user or the people and things in "
+    "their life: plans, preferences, people, places, dates, events, possessions. One short, "
+    'self-contained statement per fact, naming the user as "the user", with an absolute '
+    "date when the turn gives a relative one (use the turn's date). A plan or statement "
+    'phrased as a question ("Tomorrow we will pack for SF?") is a fact; a real question is '
+    "not. turns: the ids of the turns the fact comes from. supersedes: the ids of known facts "
+    "this fact contradicts or replaces (a new home replaces the old one), else []. Do not "
+    'repeat a known fact. With nothing new, answer "facts": [].'
 )
 
 _ROLE_LINES = {"user": USER_LINE, "assistant": ASSISTANT_LINE}
@@ -157,19 +169,37 @@ def clip(text: str, limit: int) -> str:
     return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
+def turn_label(index: int) -> str:
+    """The id the memory prompt gives the ``index``-th new turn (``t1``, ``t2``, ...)."""
+    return f"t{index + 1}"
+
+
+def fact_line(fact_id: str, text: str) -> str:
+    """One known fact as the memory prompt lists it."""
+    return f"- [{fact_id}] {one_line(text)}"
+
+
 def _turn_lines(turns: Sequence[ConversationTurn]) -> Iterable[str]:
-    """The lines of the new-turns section, oldest turn first, each message clipped."""
-    for turn in turns:
+    """The lines of the new-turns section, oldest turn first: its id and date, then its two
+    messages, each clipped."""
+    for index, turn in enumerate(turns):
+        yield f"[{turn_label(index)}] {turn.timestamp[:10]}"
         yield f"{USER_LINE}{clip(one_line(turn.user_message), SUMMARY_CHARS_PER_MESSAGE)}"
         yield f"{ASSISTANT_LINE}{clip(one_line(turn.assistant_reply), SUMMARY_CHARS_PER_MESSAGE)}"
 
 
-def build_summary_input(previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
-    """The summary task's input: the previous summary and the new turns."""
+def build_summary_input(
+    previous_summary: str | None,
+    turns: Sequence[ConversationTurn],
+    known_facts: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The memory task's input: the previous summary, the known facts as ``(id, text)`` and
+    the new turns."""
     previous = previous_summary.strip() if previous_summary else ""
     return "\n\n".join(
         [
             _section(PREVIOUS_SUMMARY_HEADER, [previous] if previous else []),
+            _section(KNOWN_FACTS_HEADER, [fact_line(i, text) for i, text in known_facts]),
             _section(NEW_TURNS_HEADER, _turn_lines(turns)),
         ]
     )

@@ -1,4 +1,7 @@
-"""``LLMSummaryWriter``: rewrites a user's summary from the previous one plus new turns.
+"""``LLMSummaryWriter``: rewrites a user's summary and extracts new facts, in one call.
+
+It gets the previous summary, the known facts and a batch of new turns, and returns a
+``MemoryUpdate`` (``daca.llm.memory_update``).
 
 The memory service calls it off the chat request path. Every failure (the LLM erroring, the
 client giving up, the time limit, an empty answer) surfaces as ``SummaryError``, so the caller
@@ -17,6 +20,7 @@ from openai import OpenAIError
 
 from daca.contracts.models import ConversationTurn
 from daca.llm.factory import ModelChoice, build_model
+from daca.llm.memory_update import MemoryUpdate, UnreadableUpdate, read_update
 from daca.llm.prompts import SUMMARY_INSTRUCTIONS, build_summary_input
 from daca.llm.settings import LLMSettings
 
@@ -26,7 +30,7 @@ DEFAULT_SUMMARY_TIMEOUT = 30.0
 
 
 class SummaryError(Exception):
-    """The summary could not be written (LLM failure, timeout or empty output)."""
+    """The summary could not be written (LLM failure, timeout, empty or unreadable output)."""
 
 
 class LLMSummaryWriter:
@@ -62,14 +66,23 @@ class LLMSummaryWriter:
         if self._choice is not None:
             await self._choice.aclose()
 
-    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
-        """The updated summary; raises ``SummaryError`` on failure, timeout or empty output."""
-        summary_input = build_summary_input(previous_summary, turns)
-        output = await self._run(summary_input)
-        summary = str(output or "").strip()
-        if not summary:
+    async def write(
+        self,
+        previous_summary: str | None,
+        turns: Sequence[ConversationTurn],
+        known_facts: Sequence[tuple[str, str]] = (),
+    ) -> MemoryUpdate:
+        """The updated summary and the new facts of ``turns``, given the ``known_facts`` as
+        ``(fact_id, text)``; raises ``SummaryError`` on failure, timeout or unusable output."""
+        summary_input = build_summary_input(previous_summary, turns, known_facts)
+        output = str(await self._run(summary_input) or "")
+        try:
+            update = read_update(output, turns, {fact_id for fact_id, _ in known_facts})
+        except UnreadableUpdate as exc:
+            raise SummaryError(str(exc)) from exc
+        if not update.summary:
             raise SummaryError("the model returned an empty summary")
-        return summary
+        return update
 
     async def _run(self, summary_input: str) -> object:
         """One agent run, its failures mapped to ``SummaryError``."""

@@ -8,6 +8,7 @@
 ``turn:{sid}:{turn_id}``       ``TurnMarker``: where a turn was appended (idempotency)
 ``log:{user_id}``              ``LogHead``: how many summarised turns the user's log holds
 ``log:{user_id}:page:{n}``     ``LogPage``: the user's summarised turns, any session (search)
+``facts:{user_id}``            ``FactBook``: the facts extracted from the user's turns
 ``deadletters``                ``DeadLetters``: the most recent dead-lettered CloudEvents
 =============================  ===========================================================
 
@@ -67,12 +68,17 @@ def log_page_key(user_id: str, page: int) -> str:
     return _key("log", validate_identifier(user_id), "page", str(page))
 
 
+def facts_key(user_id: str) -> str:
+    """The key of a user's facts."""
+    return _key("facts", validate_identifier(user_id))
+
+
 def parse_key(key: str) -> tuple[str, ...]:
     """The record a key names, as ``(kind, *ids)``: the inverse of the functions above."""
     if key == DEAD_LETTERS_KEY:
         return (DEAD_LETTERS_KEY,)
     kind, *parts = key.split(SEPARATOR)
-    shapes = {"user": 1, "pending": 1, "session": 1, "turn": 2, "log": 1}
+    shapes = {"user": 1, "pending": 1, "session": 1, "turn": 2, "log": 1, "facts": 1}
     if kind in ("session", "log") and len(parts) == 3 and parts[1] == "page" and parts[2].isdigit():
         return (
             f"{kind}-page" if kind == "log" else "page",

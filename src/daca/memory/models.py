@@ -49,6 +49,24 @@ class Initialized(BaseModel):
     metadata: UserMetadata
 
 
+class Forgotten(BaseModel):
+    """``DELETE /memories/{user_id}``: the user's sessions that were forgotten, and how many
+    records were deleted."""
+
+    status: Literal["forgotten"]
+    user_id: Identifier
+    sessions: list[Identifier]
+    records_deleted: int = Field(ge=0)
+
+
+class FactDeleted(BaseModel):
+    """``DELETE /memories/{user_id}/facts/{fact_id}``."""
+
+    status: Literal["deleted"]
+    user_id: Identifier
+    fact_id: Identifier
+
+
 class DeadLetterList(BaseModel):
     """``GET /deadletters``: the kept dead letters, oldest first."""
 

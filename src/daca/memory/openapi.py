@@ -53,6 +53,10 @@ BY_ID_WITH_BODY_RESPONSES: Responses = {
     **BY_ID_RESPONSES,
     **error_responses({400: "The body cannot be read: it is not UTF-8 text."}),
 }
+FACT_RESPONSES: Responses = {
+    **BY_ID_RESPONSES,
+    **error_responses({404: "The user has no fact of that id (or the path names no route)."}),
+}
 SUBSCRIBER_RESPONSES = error_responses({**_EVENT_CONTENT, **_INTERNAL})
 
 _EVENT_MEDIA_TYPES = ("application/cloudevents+json", "application/json")

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import ConversationEntry, ConversationTurn
+from daca.contracts.models import ConversationEntry, ConversationTurn, Fact
 
 
 class SessionHead(BaseModel):
@@ -83,3 +83,19 @@ class LogPage(BaseModel):
     """Up to ``page_size`` turns of the user's log, oldest first."""
 
     turns: list[ConversationTurn] = Field(default_factory=list)
+
+
+class FactBook(BaseModel):
+    """A user's facts, oldest first: the current ones and those a newer fact superseded.
+
+    ``next_id`` numbers new facts (``f1``, ``f2``, ...), so an id is never reused, even after
+    a fact is deleted.
+    """
+
+    next_id: int = Field(default=1, ge=1)
+    facts: list[Fact] = Field(default_factory=list)
+
+    @property
+    def current(self) -> list[Fact]:
+        """The facts no newer fact supersedes."""
+        return [fact for fact in self.facts if fact.superseded_by is None]

@@ -1,6 +1,7 @@
-"""Lexical search over a user's past turns: BM25 with typo-tolerant term matching.
+"""Lexical search over a user's memories: BM25 with typo-tolerant term matching.
 
-Documents are turns (the user's message, and the assistant's reply at half weight); terms are
+Documents are turns (the user's message, and the assistant's reply at half weight) and facts
+(their text); each carries the record it stands for (``source``). Terms are
 the stemmed content words of ``daca.llm.extractive`` (stopwords removed). A query term matches a
 document term that is equal, or within one edit (insertion, deletion, substitution or swap of
 neighbours) for terms of five letters or more, two edits for nine or more, so "tommorrow" finds
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from daca.llm.extractive import normalise, stem
 
@@ -32,20 +34,23 @@ FUZZY_WEIGHT = 0.8
 REPLY_WEIGHT = 0.5
 
 
-@dataclass(frozen=True)
-class SearchDocument:
-    """One searchable turn."""
-
-    turn_id: str
-    session_id: str
-    timestamp: str
-    user_message: str
-    assistant_reply: str
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Hit:
-    document: SearchDocument
+class SearchDocument(Generic[T]):
+    """One searchable memory: its main text, a reply weighed less, and what it stands for."""
+
+    text: str
+    reply: str
+    source: T
+
+
+@dataclass(frozen=True)
+class Hit(Generic[T]):
+    """A document that matched, and its score."""
+
+    document: SearchDocument[T]
     score: float
 
 
@@ -85,17 +90,17 @@ def _edits(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
-def _frequencies(document: SearchDocument) -> dict[str, float]:
+def _frequencies(document: SearchDocument[T]) -> dict[str, float]:
     """Term frequencies: the user's words count 1, the reply's ``REPLY_WEIGHT``."""
     counts: dict[str, float] = {}
-    for term in terms(document.user_message):
+    for term in terms(document.text):
         counts[term] = counts.get(term, 0.0) + 1.0
-    for term in terms(document.assistant_reply):
+    for term in terms(document.reply):
         counts[term] = counts.get(term, 0.0) + REPLY_WEIGHT
     return counts
 
 
-def search(documents: Sequence[SearchDocument], query: str, k: int) -> list[Hit]:
+def search(documents: Sequence[SearchDocument[T]], query: str, k: int) -> list[Hit[T]]:
     """The ``k`` best documents for ``query``, best first; ties keep the documents' order (pass
     them newest first). A document with no matching term is no hit."""
     wanted = list(dict.fromkeys(terms(query)))
@@ -107,7 +112,7 @@ def search(documents: Sequence[SearchDocument], query: str, k: int) -> list[Hit]
     vocabulary = {term for counts in frequencies for term in counts}
     matches = [(t, w) for q in wanted for t in vocabulary if (w := within(q, t))]
     df = Counter(t for counts in frequencies for t, _ in matches if t in counts)
-    hits = []
+    hits: list[Hit[T]] = []
     for document, counts, length in zip(documents, frequencies, lengths, strict=True):
         score = sum(
             weight * _bm25(counts[term], length, average, df[term], len(documents))

@@ -1,10 +1,11 @@
-"""Reading the turns a summary must cover, and writing a summary back.
+"""Reading the turns a summary must cover, and writing a summary and its facts back.
 
 The write-back is one transaction guarded by ETags: the user record (new ``user_summary`` and
-bookkeeping), the covered turns appended to the user's log (``userlog``, what search reads),
-then the pending record without exactly the covered turns (every record is created empty first
-if missing, see ``daca.dapr.guarded``). Turns that
-arrived while the summary was being written stay pending. Where a transaction is not atomic
+bookkeeping), the new facts (``daca.memory.facts``), the covered turns appended to the user's
+log (``userlog``, what search reads), then the pending record without exactly the covered turns
+(every record is created empty first if missing, see ``daca.dapr.guarded``). Turns that
+arrived while the summary was being written stay pending; if a covered turn is no longer
+pending (the user was forgotten meanwhile), nothing is written. Where a transaction is not atomic
 (daprd on Redis), a failure can leave the summary written but the turns still pending; they
 are then summarised once more, which costs an LLM call but loses nothing.
 """
@@ -18,9 +19,11 @@ from daca.contracts.models import MAX_SUMMARY_CHARS, ConversationTurn, UserMetad
 from daca.dapr.client import DaprClient
 from daca.dapr.guarded import create_missing, guarded_upsert
 from daca.dapr.retry import ConflictError, retry_on_conflict
+from daca.llm.memory_update import MemoryUpdate
 from daca.llm.prompts import clip
 from daca.memory import keys, userlog
-from daca.memory.records import PendingTurns
+from daca.memory.facts import add_facts, facts_for_prompt
+from daca.memory.records import FactBook, PendingTurns
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 
@@ -29,14 +32,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SummaryInput:
-    """The previous summary and the oldest pending turns (at most one batch)."""
+    """The previous summary, the known facts to show and the oldest pending turns (at most
+    one batch)."""
 
     previous_summary: str | None
     turns: list[ConversationTurn]
+    known_facts: list[tuple[str, str]]
 
 
 class SummaryStore:
-    """State access for the summarizer: ``user:{id}`` and ``pending:{id}``."""
+    """State access for the summarizer: ``user:{id}``, ``pending:{id}``, ``facts:{id}`` and
+    the user's log."""
 
     def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
         self._client = client
@@ -46,48 +52,69 @@ class SummaryStore:
 
     async def load(self, user_id: str) -> SummaryInput:
         """What the next summary call needs."""
-        wanted = [keys.user_key(user_id), keys.pending_key(user_id)]
-        user_entry, pending_entry = await self._client.bulk_get_state(self._store, wanted)
+        wanted = [keys.user_key(user_id), keys.pending_key(user_id), keys.facts_key(user_id)]
+        user_entry, pending_entry, facts_entry = await self._client.bulk_get_state(
+            self._store, wanted
+        )
         user = parse(UserMetadata, user_entry)
         pending = parse(PendingTurns, pending_entry) or PendingTurns()
+        book = parse(FactBook, facts_entry) or FactBook()
         previous = user.user_summary if user is not None else None
-        return SummaryInput(previous, pending.turns[: self._batch])
+        turns = pending.turns[: self._batch]
+        return SummaryInput(previous, turns, facts_for_prompt(book, turns))
 
-    async def commit(self, user_id: str, summary: str, covered: list[ConversationTurn]) -> bool:
-        """Store ``summary`` and drop the ``covered`` turns; ``True`` if turns remain pending."""
+    async def commit(
+        self, user_id: str, update: MemoryUpdate, covered: list[ConversationTurn]
+    ) -> bool:
+        """Store ``update`` and drop the ``covered`` turns; ``True`` if turns remain pending."""
         return await retry_on_conflict(
-            lambda: self._commit_once(user_id, summary, covered),
+            lambda: self._commit_once(user_id, update, covered),
             attempts=self._attempts,
             what=f"store summary of user {user_id}",
         )
 
     async def _commit_once(
-        self, user_id: str, summary: str, covered: list[ConversationTurn]
+        self, user_id: str, update: MemoryUpdate, covered: list[ConversationTurn]
     ) -> bool:
-        """One guarded attempt of ``commit``: summary, pending turns and the user's log."""
+        """One guarded attempt of ``commit``: summary, facts, pending turns and the log."""
         user_key, pending_key = keys.user_key(user_id), keys.pending_key(user_id)
-        user_entry, pending_entry, log_entry = await self._client.bulk_get_state(
-            self._store, [user_key, pending_key, keys.log_head_key(user_id)]
+        facts_key = keys.facts_key(user_id)
+        user_entry, pending_entry, facts_entry, log_entry = await self._client.bulk_get_state(
+            self._store, [user_key, pending_key, facts_key, keys.log_head_key(user_id)]
         )
+        pending = parse(PendingTurns, pending_entry) or PendingTurns()
+        remaining = pending.without(covered)
+        if len(pending.turns) - len(remaining.turns) < len(covered):
+            logger.info("turns of user %s are no longer pending: summary discarded", user_id)
+            return bool(remaining.turns)
         log = await userlog.read_for_append(
             self._client, self._store, user_id, log_entry, len(covered)
         )
-        read = {user_key: user_entry, pending_key: pending_entry, **log.entries(user_id)}
-        empty = {user_key: UserMetadata(), pending_key: PendingTurns()}
-        if await create_missing(
-            self._client, self._store, {**empty, **log.empty_records(user_id)}, read
-        ):
+        read = {user_key: user_entry, facts_key: facts_entry, **log.entries(user_id)}
+        empty = {user_key: UserMetadata(), facts_key: FactBook(), **log.empty_records(user_id)}
+        if not update.facts:
+            del read[facts_key], empty[facts_key]
+        if await create_missing(self._client, self._store, empty, read):
             raise ConflictError("created the user's records; read them again")
-        user = _summarised(parse(UserMetadata, user_entry) or UserMetadata(), summary, covered)
-        pending = (parse(PendingTurns, pending_entry) or PendingTurns()).without(covered)
+        user = parse(UserMetadata, user_entry) or UserMetadata()
         operations = [
-            guarded_upsert(user_key, user, user_entry),
+            guarded_upsert(user_key, _summarised(user, update.summary, covered), user_entry)
+        ]
+        if update.facts:
+            book = add_facts(
+                parse(FactBook, facts_entry) or FactBook(), update.facts, utc_now_iso()
+            )
+            operations.append(guarded_upsert(facts_key, book, facts_entry))
+        operations += [
             *userlog.append_operations(user_id, log, userlog.not_logged(log, covered)),
-            guarded_upsert(pending_key, pending, pending_entry),
+            guarded_upsert(pending_key, remaining, pending_entry),
         ]
         await self._client.transact_state(self._store, operations)
-        logger.info("stored summary of user %s covering %d turns", user_id, len(covered))
-        return bool(pending.turns)
+        logger.info(
+            "stored summary of user %s covering %d turns, %d new facts",
+            user_id, len(covered), len(update.facts),
+        )  # fmt: skip
+        return bool(remaining.turns)
 
 
 def _summarised(user: UserMetadata, summary: str, covered: list[ConversationTurn]) -> UserMetadata:

@@ -3,10 +3,11 @@
 After a turn is stored the user is marked dirty. Per user, a task waits for a quiet period
 (``summary_debounce_seconds`` since the last turn) but never longer than
 ``summary_max_delay_seconds`` since the first pending turn, then makes ONE call to the
-``SummaryWriter`` with the previous summary and all pending turns (any session), and writes
-the result back (``daca.memory.summaries``). One task per user means at most one summary in
-flight per user. A failing or slow writer leaves the turns pending; the task retries with
-capped exponential backoff. History is stored before a turn is pending, so nothing is lost.
+``SummaryWriter`` with the previous summary, the known facts and all pending turns (any
+session), and writes the new summary and facts back (``daca.memory.summaries``). One task
+per user means at most one summary in flight per user. A failing or slow writer leaves the
+turns pending; the task retries with capped exponential backoff. History is stored before a
+turn is pending, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from daca.contracts.models import ConversationTurn
+from daca.llm.memory_update import MemoryUpdate
 from daca.memory.metrics import Counters
 from daca.memory.settings import MemorySettings
 from daca.memory.summaries import SummaryStore
@@ -26,10 +28,16 @@ logger = logging.getLogger(__name__)
 
 
 class SummaryWriter(Protocol):
-    """Writes a user's new summary from the previous one and the new turns."""
+    """Writes a user's new summary and new facts from the previous summary, the known facts
+    (``(fact_id, text)``) and the new turns."""
 
-    async def write(self, previous_summary: str | None, turns: Sequence[ConversationTurn]) -> str:
-        """The new summary."""
+    async def write(
+        self,
+        previous_summary: str | None,
+        turns: Sequence[ConversationTurn],
+        known_facts: Sequence[tuple[str, str]] = (),
+    ) -> MemoryUpdate:
+        """The new summary and facts."""
 
 
 @dataclass
@@ -126,8 +134,10 @@ class Summarizer:
                 return False
             self._counters.summary_calls += 1
             async with asyncio.timeout(self._settings.summary_timeout_seconds):
-                summary = await self._writer.write(batch.previous_summary, batch.turns)
-            return await self._store.commit(user_id, summary, batch.turns)
+                update = await self._writer.write(
+                    batch.previous_summary, batch.turns, batch.known_facts
+                )
+            return await self._store.commit(user_id, update, batch.turns)
         except Exception as exc:  # any writer or store failure keeps the turns pending
             self._counters.summary_failures += 1
             logger.warning(

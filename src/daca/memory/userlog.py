@@ -84,11 +84,15 @@ def not_logged(snapshot: LogSnapshot, turns: list[ConversationTurn]) -> list[Con
     return [t for t in turns if (t.session_id, t.turn_id) not in logged]
 
 
-async def searchable_turns(client: DaprClient, store: str, user_id: str) -> list[ConversationTurn]:
-    """The user's newest ``SEARCH_TURNS`` logged turns and the pending ones, newest first."""
-    head_entry, pending_entry = await client.bulk_get_state(
-        store, [keys.log_head_key(user_id), keys.pending_key(user_id)]
-    )
+async def searchable_turns(
+    client: DaprClient,
+    store: str,
+    user_id: str,
+    head_entry: StateEntry | None,
+    pending_entry: StateEntry | None,
+) -> list[ConversationTurn]:
+    """The user's newest ``SEARCH_TURNS`` logged turns and the pending ones, newest first,
+    given the log's head and the pending record just read."""
     pending = (parse(PendingTurns, pending_entry) or PendingTurns()).turns
     head = parse(LogHead, head_entry)
     logged: list[ConversationTurn] = []

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from daca.contracts.ids import Identifier
 from daca.contracts.models import (
     MAX_QUERY_CHARS,
+    Facts,
     SearchResults,
     UserMetadata,
     UserProfile,
 )
+from daca.memory import keys
 from daca.memory.deps import AppToken, Services
-from daca.memory.models import Initialized
-from daca.memory.openapi import BY_ID_RESPONSES, BY_ID_WITH_BODY_RESPONSES
+from daca.memory.forget import delete_fact, forget_user
+from daca.memory.models import FactDeleted, Forgotten, Initialized
+from daca.memory.openapi import BY_ID_RESPONSES, BY_ID_WITH_BODY_RESPONSES, FACT_RESPONSES
 from daca.memory.recall import search_memories
+from daca.memory.records import FactBook
+from daca.memory.statekit import parse
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
 
 UserId = Annotated[Identifier, Path()]
+FactId = Annotated[Identifier, Path()]
 
 
 @router.get("/{user_id}", response_model=UserMetadata, responses=BY_ID_RESPONSES)
@@ -53,3 +59,42 @@ async def search(
     """The user's past turns (any session) that best match ``q``, best first: BM25 over the
     newest 1000 logged turns and the pending ones, tolerant of typos."""
     return await search_memories(services.client, services.settings.state_store, user_id, q, k)
+
+
+@router.get("/{user_id}/facts", response_model=Facts, responses=BY_ID_RESPONSES)
+async def list_facts(
+    user_id: UserId,
+    services: Services,
+    history: Annotated[
+        bool, Query(description="also the facts a newer one superseded (`superseded_by` set)")
+    ] = False,
+) -> Facts:
+    """The facts extracted from the user's turns, oldest first, each with the turns, session
+    and time it came from."""
+    store = services.settings.state_store
+    book = parse(FactBook, await services.client.get_state(store, keys.facts_key(user_id)))
+    book = book or FactBook()
+    return Facts(user_id=user_id, facts=book.facts if history else book.current)
+
+
+@router.delete("/{user_id}/facts/{fact_id}", response_model=FactDeleted, responses=FACT_RESPONSES)
+async def forget_fact(user_id: UserId, fact_id: FactId, services: Services) -> FactDeleted:
+    """Remove one fact (a fact it had superseded becomes current again)."""
+    settings = services.settings
+    found = await delete_fact(
+        services.client, settings.state_store, user_id, fact_id,
+        attempts=settings.append_max_attempts,
+    )  # fmt: skip
+    if not found:
+        raise HTTPException(404, f"user {user_id!r} has no fact {fact_id!r}")
+    return FactDeleted(status="deleted", user_id=user_id, fact_id=fact_id)
+
+
+@router.delete("/{user_id}", response_model=Forgotten, responses=BY_ID_RESPONSES)
+async def forget(user_id: UserId, services: Services) -> Forgotten:
+    """Remove everything stored for the user: metadata, summary, facts, the turn log, pending
+    turns, and every session of theirs with its idempotency markers."""
+    sessions, deleted = await forget_user(services.client, services.settings.state_store, user_id)
+    return Forgotten(
+        status="forgotten", user_id=user_id, sessions=sessions, records_deleted=deleted
+    )
