@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,6 +73,8 @@ async def run_system(
     summary_writer: SummaryWriter | None = None,
     tokens: Tokens | None = None,
     access: dict[str, str] | None = None,
+    memory_env: dict[str, Any] | None = None,
+    chat_env: dict[str, Any] | None = None,
 ) -> AsyncIterator[System]:
     """Both services and their sidecars; the summary writer defaults to the offline model."""
     resources = copy_components(tmp_path / "components", redis_address)
@@ -92,12 +95,14 @@ async def run_system(
         SUMMARY_MAX_DELAY_SECONDS=1.0,
         SUMMARY_RETRY_BASE_SECONDS=0.1,
         SUMMARY_RETRY_MAX_SECONDS=0.5,
+        **(memory_env or {}),
     )
     chat_settings = ChatSettings(
         access=access_settings,
         dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr, **token_env),
         publish_backoff_initial_seconds=0.05,
         publish_backoff_max_seconds=0.2,
+        **{name.lower(): value for name, value in (chat_env or {}).items()},
     )
     async with (
         serve(create_memory_app(memory_settings, summary_writer=summary_writer)) as memory_port,

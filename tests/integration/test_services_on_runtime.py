@@ -7,6 +7,7 @@ daprd exactly as on the daca runtime.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,3 +236,32 @@ async def test_forgetting_a_user_leaves_no_key_of_theirs(system: System, redis_u
     assert facts == []
     reply = await chat(system, "mallory", "Do I have a cat named Tom?", "forget-4")
     assert "Tom" not in reply["reply"]
+
+
+async def test_expired_sessions_leave_nothing_in_history_or_search(
+    tmp_path: Path, redis_url: str, engine: Engine
+) -> None:
+    """``SESSION_TTL_SECONDS``: a session's turns expire from the store (Dapr's
+    ``ttlInSeconds``) and from the search log; the facts drawn from them stay."""
+    ttl = {"SESSION_TTL_SECONDS": 3}
+    async with run_system(tmp_path, redis_url, engine, memory_env=ttl, chat_env=ttl) as system:
+        await chat(system, "tia", "I keep bees in my garden.", "ttl-1")
+
+        async def found() -> list[dict[str, Any]] | None:
+            answer = await system.memory.get("/memories/tia/search", params={"q": "bees"})
+            results: list[dict[str, Any]] = answer.json()["results"]
+            facts = (await system.memory.get("/memories/tia/facts")).json()["facts"]
+            return results if results and facts else None
+
+        await eventually(found)
+        session_keys = {k for k in redis_keys(redis_url) if "ttl-1" in k}
+        assert any(":page:" in k for k in session_keys) and any("turn:" in k for k in session_keys)
+
+        async def expired() -> bool:
+            answer = await system.memory.get("/memories/tia/search", params={"q": "bees"})
+            kinds = {r["kind"] for r in answer.json()["results"]}
+            history = (await system.memory.get("/conversations/ttl-1")).json()["history"]
+            gone = not any("ttl-1" in k for k in redis_keys(redis_url))
+            return kinds == {"fact"} and history == [] and gone
+
+        await eventually(expired, timeout=30)

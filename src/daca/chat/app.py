@@ -57,7 +57,12 @@ def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> C
     agent = ChatAgent(
         choice.model, timeout=settings.agent_timeout_seconds, max_turns=settings.agent_max_turns
     )
-    turns = TurnLog(dapr, settings.state_store, keep_turns=settings.session_keep_turns)
+    turns = TurnLog(
+        dapr,
+        settings.state_store,
+        keep_turns=settings.session_keep_turns,
+        ttl=settings.session_ttl_seconds,
+    )
     return ChatService(settings, memory, agent, turns, _recorder(settings))
 
 

@@ -78,9 +78,13 @@ class MemoryClient:
         response = await self._dapr.invoke(self._app_id, method, params={"limit": str(limit)})
         return ConversationHistory.model_validate_json(_ok(response).content).history
 
-    async def search(self, user_id: str, query: str, k: int) -> list[SearchResult]:
+    async def search(
+        self, user_id: str, query: str, k: int, *, exclude_session: str | None = None
+    ) -> list[SearchResult]:
         """``GET /memories/{user_id}/search?q=...&k=N`` on the memory service."""
         params = {"q": query[:MAX_QUERY_CHARS], "k": str(k)}
+        if exclude_session is not None:
+            params["exclude_session"] = exclude_session
         response = await self._dapr.invoke(
             self._app_id, f"memories/{user_id}/search", params=params
         )
@@ -103,7 +107,11 @@ class MemoryClient:
         defaults for whatever fails."""
         no_history: list[ConversationEntry] = []
         no_memories: list[SearchResult] = []
-        search = self.search(user_id, query, k) if query.strip() and k else _nothing(no_memories)
+        search = (
+            self.search(user_id, query, k, exclude_session=session_id)
+            if query.strip() and k
+            else _nothing(no_memories)
+        )
         metadata, recent, relevant = await asyncio.gather(
             self._guarded("metadata", user_id, self.metadata(user_id), UserMetadata()),
             self._guarded("history", session_id, self.recent(session_id, limit), no_history),

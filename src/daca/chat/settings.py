@@ -29,6 +29,9 @@ class ChatSettings(BaseSettings):
     #: conversations topic (components/chat-statestore.yaml).
     state_store: str = Field(default="chat-statestore", min_length=1, alias="CHAT_STATE_STORE")
     session_keep_turns: int = Field(default=10, ge=0)
+    #: The session record expires this long after its last turn (as the memory service's
+    #: history does with the same variable); unset keeps it.
+    session_ttl_seconds: int | None = Field(default=None, ge=1)
 
     max_message_chars: int = Field(default=4000, ge=1, le=MAX_MESSAGE_CHARS)
     history_limit: int = Field(default=20, ge=0)

@@ -96,10 +96,13 @@ def registration_key(user_id: str) -> str:
 class TurnLog:
     """Reads session records and commits turns and registrations with their events."""
 
-    def __init__(self, dapr: DaprClient, store: str, *, keep_turns: int) -> None:
+    def __init__(
+        self, dapr: DaprClient, store: str, *, keep_turns: int, ttl: int | None = None
+    ) -> None:
         self._dapr = dapr
         self._store = store
         self._keep = keep_turns
+        self._ttl = ttl
 
     async def session(self, session_id: str) -> SessionRecord | None:
         """The session's record, or ``None`` for a session this service has not seen."""
@@ -123,7 +126,7 @@ class TurnLog:
         if record is None or record.user_id != event.user_id:
             raise SessionOwnershipError(event.session_id)
         operations = [
-            guarded_upsert(key, record.with_turn(event, self._keep), entry),
+            guarded_upsert(key, record.with_turn(event, self._keep), entry, ttl=self._ttl),
             outbox_projection(key, event),
         ]
         await self._dapr.transact_state(self._store, operations)

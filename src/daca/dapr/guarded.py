@@ -25,24 +25,30 @@ from daca.dapr.models import StateEntry, StateOperation, StateWrite
 logger = logging.getLogger(__name__)
 
 
-def guarded_write(key: str, value: BaseModel, read: StateEntry | None) -> StateWrite:
+def guarded_write(
+    key: str, value: BaseModel, read: StateEntry | None, *, ttl: int | None = None
+) -> StateWrite:
     """A save that succeeds only if ``key`` is unchanged since ``read``.
 
     With an ETag when the key was read, else first-write, so a key created meanwhile conflicts.
-    Only for plain saves: in a transaction use ``guarded_upsert``.
+    ``ttl`` (seconds) has the store expire the record (Dapr's ``ttlInSeconds``). Only for plain
+    saves: in a transaction use ``guarded_upsert``.
     """
     etag = read.etag if read is not None else None
-    return StateWrite(key=key, value=value, etag=etag, concurrency="first-write")
+    metadata = {"ttlInSeconds": str(ttl)} if ttl is not None else None
+    return StateWrite(key=key, value=value, etag=etag, concurrency="first-write", metadata=metadata)
 
 
-def guarded_upsert(key: str, value: BaseModel, read: StateEntry | None) -> StateOperation:
+def guarded_upsert(
+    key: str, value: BaseModel, read: StateEntry | None, *, ttl: int | None = None
+) -> StateOperation:
     """A transaction upsert of a record that exists, guarded by the ETag it was read with.
 
     A record that was not read (missing) is refused: create it first (``create_missing``).
     """
     if read is None or read.etag is None:
         raise ValueError(f"{key}: a transaction may only write a record read with its ETag")
-    return StateOperation(operation="upsert", request=guarded_write(key, value, read))
+    return StateOperation(operation="upsert", request=guarded_write(key, value, read, ttl=ttl))
 
 
 async def create_missing(

@@ -103,6 +103,7 @@ class HistoryStore:
         self._store = settings.state_store
         self._page_size = settings.page_size
         self._attempts = settings.append_max_attempts
+        self._ttl = settings.session_ttl_seconds
         self._user_locks = KeyedLocks()
 
     async def append(self, user_id: str, turn: ConversationTurn) -> bool:
@@ -139,13 +140,14 @@ class HistoryStore:
             entries.extend(self._visible(head, number, parse(HistoryPage, entry)))
         return entries[start - numbers[0] * head.page_size :]
 
-    @staticmethod
     def _visible(
-        head: SessionHead, number: int, page: HistoryPage | None
+        self, head: SessionHead, number: int, page: HistoryPage | None
     ) -> list[ConversationEntry]:
-        """The entries of page ``number`` that the head accounts for."""
+        """The entries of page ``number`` that the head accounts for (none when the page has
+        expired, with a session TTL, or is missing)."""
         if page is None:
-            logger.warning("history page %d of session %s is missing", number, head.session_id)
+            if self._ttl is None:
+                logger.warning("history page %d of session %s is missing", number, head.session_id)
             return []
         return page.entries[: head.entry_count - number * head.page_size]
 
@@ -234,7 +236,11 @@ class HistoryStore:
             (keys.head_key(sid), new_head),
         ]
         read = snapshot.entries(user_id, turn)
-        return [guarded_upsert(key, value, read[key]) for key, value in writes]
+        pending_key, ttl = keys.pending_key(user_id), self._ttl
+        return [
+            guarded_upsert(key, value, read[key], ttl=None if key == pending_key else ttl)
+            for key, value in writes
+        ]
 
 
 def _next_page(snapshot: _Snapshot, turn: ConversationTurn) -> HistoryPage:

@@ -1,7 +1,10 @@
 """Searching what a user said, across their sessions: the search route's logic.
 
 One bulk read gets the log's head, the pending turns and the facts; one more reads the log's
-newest pages. Turns and current facts are ranked together (``daca.memory.search``).
+newest pages. Turns and current facts are ranked together (``daca.memory.search``), a turn with
+the reply of the turn before it in its session as context. A result whose turns a better result
+already points to is left out (an extracted fact repeats its turn), so the ``k`` results point
+to as many different turns as they can.
 """
 
 from __future__ import annotations
@@ -39,10 +42,44 @@ def _result(source: Memory, score: float) -> SearchResult:
     )
 
 
+def _turn_documents(newest_first: list[ConversationTurn]) -> list[SearchDocument[Memory]]:
+    """The turns as documents, each with the reply of the turn before it in its session."""
+    documents = []
+    for index, turn in enumerate(newest_first):
+        before = newest_first[index + 1] if index + 1 < len(newest_first) else None
+        context = before.assistant_reply if before and before.session_id == turn.session_id else ""
+        documents.append(
+            SearchDocument[Memory](turn.user_message, turn.assistant_reply, turn, context)
+        )
+    return documents
+
+
+def _distinct(results: list[SearchResult], k: int) -> list[SearchResult]:
+    """The first ``k`` results that point to a turn no better result points to."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for result in results:
+        turns = {(result.session_id, turn_id) for turn_id in result.turn_ids}
+        if turns <= seen:
+            continue
+        seen |= turns
+        kept.append(result)
+        if len(kept) == k:
+            break
+    return kept
+
+
 async def search_memories(
-    client: DaprClient, store: str, user_id: str, query: str, k: int
+    client: DaprClient,
+    store: str,
+    user_id: str,
+    query: str,
+    k: int,
+    *,
+    exclude_session: str | None = None,
 ) -> SearchResults:
-    """The ``k`` turns and facts of ``user_id`` that best match ``query``."""
+    """The ``k`` turns and facts of ``user_id`` that best match ``query`` (none of
+    ``exclude_session``)."""
     head_entry, pending_entry, facts_entry = await client.bulk_get_state(
         store, [keys.log_head_key(user_id), keys.pending_key(user_id), keys.facts_key(user_id)]
     )
@@ -51,6 +88,9 @@ async def search_memories(
     documents: list[SearchDocument[Memory]] = [
         SearchDocument[Memory](f.text, "", f) for f in reversed(facts)
     ]
-    documents += [SearchDocument[Memory](t.user_message, t.assistant_reply, t) for t in turns]
-    hits = search(documents, query, k)
-    return SearchResults(results=[_result(hit.document.source, hit.score) for hit in hits])
+    documents += _turn_documents(turns)
+    if exclude_session is not None:
+        documents = [d for d in documents if d.source.session_id != exclude_session]
+    hits = search(documents, query, 2 * k)
+    results = [_result(hit.document.source, hit.score) for hit in hits]
+    return SearchResults(results=_distinct(results, k))

@@ -79,10 +79,16 @@ class LogHead(BaseModel):
     page_size: int = Field(default=100, ge=1)
 
 
+class LoggedTurn(ConversationTurn):
+    """A turn in the user's log; ``expires_at`` (epoch seconds) when sessions have a TTL."""
+
+    expires_at: float | None = None
+
+
 class LogPage(BaseModel):
     """Up to ``page_size`` turns of the user's log, oldest first."""
 
-    turns: list[ConversationTurn] = Field(default_factory=list)
+    turns: list[LoggedTurn] = Field(default_factory=list)
 
 
 class FactBook(BaseModel):

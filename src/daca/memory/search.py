@@ -1,7 +1,9 @@
 """Lexical search over a user's memories: BM25 with typo-tolerant term matching.
 
-Documents are turns (the user's message, and the assistant's reply at half weight) and facts
-(their text); each carries the record it stands for (``source``). Terms are
+Documents are turns (the user's message, the assistant's reply at half weight, and the reply
+of the turn before at ``CONTEXT_WEIGHT``, since an answer is often only understandable with the
+question it answers) and facts (their text); each carries the record it stands for
+(``source``). Terms are
 the stemmed content words of ``daca.llm.extractive`` (stopwords removed). A query term matches a
 document term that is equal, or within one edit (insertion, deletion, substitution or swap of
 neighbours) for terms of five letters or more, two edits for nine or more, so "tommorrow" finds
@@ -32,6 +34,7 @@ _STOP = frozenset(_STOP_TEXT.split())
 K1, B = 1.2, 0.75
 FUZZY_WEIGHT = 0.8
 REPLY_WEIGHT = 0.5
+CONTEXT_WEIGHT = 0.3
 
 
 T = TypeVar("T")
@@ -39,11 +42,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class SearchDocument(Generic[T]):
-    """One searchable memory: its main text, a reply weighed less, and what it stands for."""
+    """One searchable memory: its main text, a reply and a context weighed less, and what it
+    stands for."""
 
     text: str
     reply: str
     source: T
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,12 +96,15 @@ def _edits(a: str, b: str, limit: int) -> int:
 
 
 def _frequencies(document: SearchDocument[T]) -> dict[str, float]:
-    """Term frequencies: the user's words count 1, the reply's ``REPLY_WEIGHT``."""
+    """Term frequencies: the text's words count 1, the reply's ``REPLY_WEIGHT``, the
+    context's ``CONTEXT_WEIGHT``."""
     counts: dict[str, float] = {}
     for term in terms(document.text):
         counts[term] = counts.get(term, 0.0) + 1.0
     for term in terms(document.reply):
         counts[term] = counts.get(term, 0.0) + REPLY_WEIGHT
+    for term in terms(document.context):
+        counts[term] = counts.get(term, 0.0) + CONTEXT_WEIGHT
     return counts
 
 

@@ -43,6 +43,11 @@ class MemorySettings(DaprSettings):
         default=60.0, gt=0, validation_alias="SUMMARY_RETRY_MAX_SECONDS"
     )
     summary_max_batch: int = Field(default=100, ge=1, validation_alias="SUMMARY_MAX_BATCH")
+    #: Sessions' turns expire this long after they were stored (history, idempotency markers
+    #: and their entries in the search log); unset keeps them until the user is forgotten.
+    session_ttl_seconds: int | None = Field(
+        default=None, ge=1, validation_alias="SESSION_TTL_SECONDS"
+    )
 
     @model_validator(mode="after")
     def _production_needs_the_app_token(self) -> Self:

@@ -49,6 +49,7 @@ class SummaryStore:
         self._store = settings.state_store
         self._attempts = settings.append_max_attempts
         self._batch = settings.summary_max_batch
+        self._ttl = settings.session_ttl_seconds
 
     async def load(self, user_id: str) -> SummaryInput:
         """What the next summary call needs."""
@@ -106,7 +107,9 @@ class SummaryStore:
             )
             operations.append(guarded_upsert(facts_key, book, facts_entry))
         operations += [
-            *userlog.append_operations(user_id, log, userlog.not_logged(log, covered)),
+            *userlog.append_operations(
+                user_id, log, userlog.not_logged(log, covered), ttl=self._ttl
+            ),
             guarded_upsert(pending_key, remaining, pending_entry),
         ]
         await self._client.transact_state(self._store, operations)

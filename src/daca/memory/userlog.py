@@ -9,6 +9,7 @@ page's turns past it (a transaction that failed half-way on daprd) are ignored a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from daca.contracts.models import ConversationTurn
@@ -16,7 +17,7 @@ from daca.dapr.client import DaprClient
 from daca.dapr.guarded import guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
-from daca.memory.records import LogHead, LogPage, PendingTurns
+from daca.memory.records import LoggedTurn, LogHead, LogPage, PendingTurns
 from daca.memory.statekit import parse
 
 PAGE_SIZE = 100
@@ -55,17 +56,26 @@ async def read_for_append(
 
 
 def append_operations(
-    user_id: str, snapshot: LogSnapshot, turns: list[ConversationTurn]
+    user_id: str,
+    snapshot: LogSnapshot,
+    turns: list[ConversationTurn],
+    *,
+    ttl: int | None = None,
 ) -> list[StateOperation]:
-    """Upserts of the pages with ``turns`` added after the counted ones, then the head."""
+    """Upserts of the pages with ``turns`` added after the counted ones, then the head. With a
+    session ``ttl``, each new turn expires ``ttl`` seconds from now and so does each page written
+    (after every turn it holds); the head, a counter, does not expire."""
     head, size = snapshot.head, snapshot.head.page_size
+    expires_at = time.time() + ttl if ttl is not None else None
+    logged = [LoggedTurn(**t.model_dump(), expires_at=expires_at) for t in turns]
     operations, position = [], head.count
     for number, entry in snapshot.pages.items():
         kept = (parse(LogPage, entry) or LogPage()).turns[: max(0, position - number * size)]
         room = (number + 1) * size - (number * size + len(kept))
-        adding, turns = turns[:room], turns[room:]
+        adding, logged = logged[:room], logged[room:]
         page = LogPage(turns=[*kept, *adding])
-        operations.append(guarded_upsert(keys.log_page_key(user_id, number), page, entry))
+        key = keys.log_page_key(user_id, number)
+        operations.append(guarded_upsert(key, page, entry, ttl=ttl))
         position += len(adding)
     new_head = head.model_copy(update={"count": position})
     operations.append(guarded_upsert(keys.log_head_key(user_id), new_head, snapshot.head_entry))
@@ -91,11 +101,11 @@ async def searchable_turns(
     head_entry: StateEntry | None,
     pending_entry: StateEntry | None,
 ) -> list[ConversationTurn]:
-    """The user's newest ``SEARCH_TURNS`` logged turns and the pending ones, newest first,
-    given the log's head and the pending record just read."""
+    """The user's newest ``SEARCH_TURNS`` logged turns that have not expired and the pending
+    ones, newest first, given the log's head and the pending record just read."""
     pending = (parse(PendingTurns, pending_entry) or PendingTurns()).turns
     head = parse(LogHead, head_entry)
-    logged: list[ConversationTurn] = []
+    logged: list[LoggedTurn] = []
     if head is not None and head.count:
         start = max(0, head.count - SEARCH_TURNS)
         numbers = range(start // head.page_size, (head.count - 1) // head.page_size + 1)
@@ -106,4 +116,6 @@ async def searchable_turns(
         logged = logged[-(head.count - start) :]
     seen = {(t.session_id, t.turn_id) for t in logged}
     fresh = [t for t in pending if (t.session_id, t.turn_id) not in seen]
-    return list(reversed([*logged, *fresh]))
+    now = time.time()
+    live = [t for t in logged if t.expires_at is None or t.expires_at > now]
+    return list(reversed([*live, *fresh]))

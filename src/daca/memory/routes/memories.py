@@ -55,10 +55,17 @@ async def search(
     services: Services,
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="text")],
     k: Annotated[int, Query(ge=1, le=50, description="how many results at most")] = 5,
+    exclude_session: Annotated[
+        Identifier | None, Query(description="leave out this session's turns and facts")
+    ] = None,
 ) -> SearchResults:
-    """The user's past turns (any session) that best match ``q``, best first: BM25 over the
-    newest 1000 logged turns and the pending ones, tolerant of typos."""
-    return await search_memories(services.client, services.settings.state_store, user_id, q, k)
+    """The user's current facts and past turns (any session) that best match ``q``, best
+    first: BM25 over the facts, the newest 1000 logged turns and the pending ones, tolerant of
+    typos; no two results point to the same turns."""
+    return await search_memories(
+        services.client, services.settings.state_store, user_id, q, k,
+        exclude_session=exclude_session,
+    )  # fmt: skip
 
 
 @router.get("/{user_id}/facts", response_model=Facts, responses=BY_ID_RESPONSES)
