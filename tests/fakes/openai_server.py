@@ -13,9 +13,11 @@ the script is empty the default reply is used. Every request is recorded.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +123,11 @@ class FakeOpenAIServer:
         self._socket = _free_socket()
         self._server = uvicorn.Server(uvicorn.Config(self._app(), log_level="warning"))
         self._thread = threading.Thread(target=self._serve, name="fake-openai", daemon=True)
+        #: ``/v1/embeddings``: words mapped to a shared concept embed alike (see ``embedding``).
+        self.concepts: dict[str, str] = {}
+        self.embedding_inputs: list[list[str]] = []
+        #: How many of the next embeddings requests fail with a 500.
+        self.embedding_failures = 0
 
     @property
     def port(self) -> int:
@@ -137,8 +144,34 @@ class FakeOpenAIServer:
         self._script.extend(steps)
 
     def _app(self) -> Starlette:
-        """The Starlette app: one route."""
-        return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        """The Starlette app: chat completions and embeddings."""
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
+
+    def embedding(self, text: str) -> list[float]:
+        """A deterministic 64-dimension bag of concepts: each word counts in the dimension of
+        its concept (``concepts``, else itself), so texts sharing a concept are similar."""
+        vector = [0.0] * 64
+        for word in re.findall(r"[a-z]+", text.lower()):
+            concept = self.concepts.get(word, word)
+            vector[zlib.crc32(concept.encode()) % 64] += 1.0
+        return vector
+
+    async def _embeddings(self, request: Request) -> JSONResponse:
+        """An OpenAI-style embeddings answer for the request's ``input``."""
+        body = await request.json()
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        self.embedding_inputs.append(inputs)
+        if self.embedding_failures > 0:
+            self.embedding_failures -= 1
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=500)
+        data = [{"object": "embedding", "index": i, "embedding": self.embedding(text)}
+                for i, text in enumerate(inputs)]  # fmt: skip
+        return JSONResponse({"object": "list", "data": data, "model": body["model"]})
 
     async def _chat(self, request: Request) -> JSONResponse:
         """Record the request and play the next scripted step."""

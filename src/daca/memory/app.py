@@ -21,6 +21,7 @@ from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.dapr.retry import ConcurrencyExhaustedError
 from daca.logsetup import configure_service_logging
 from daca.memory.container import build_services
+from daca.memory.embeddings import Embedder, OpenAIEmbedder
 from daca.memory.errors import CorruptRecordError
 from daca.memory.openapi import access_responses, completion
 from daca.memory.routes import conversations, deadletters, memories, root
@@ -72,7 +73,7 @@ def _lifespan(
             )
             stack.push_async_callback(client.aclose)
             writer = summary_writer or await _default_writer(stack)
-            services = build_services(settings, client, writer)
+            services = build_services(settings, client, writer, _embedder(settings, stack))
             stack.push_async_callback(services.summarizer.aclose)
             app.state.services = services
             logger.info("memory service %s using sidecar %s", settings.app_id, settings.base_url)
@@ -88,6 +89,23 @@ async def _default_writer(stack: AsyncExitStack) -> SummaryWriter:
     writer = LLMSummaryWriter.from_env()
     stack.push_async_callback(writer.aclose)
     return writer
+
+
+def _embedder(settings: MemorySettings, stack: AsyncExitStack) -> Embedder | None:
+    """The embeddings client, when ``EMBEDDINGS_BASE_URL``/``EMBEDDINGS_MODEL`` are set."""
+    if not (settings.embeddings_base_url and settings.embeddings_model):
+        logger.info("search is lexical: no embeddings endpoint configured")
+        return None
+    key = settings.embeddings_api_key
+    embedder = OpenAIEmbedder(
+        settings.embeddings_base_url,
+        settings.embeddings_model,
+        api_key=key.get_secret_value() if key else None,
+        timeout=settings.embeddings_timeout_seconds,
+    )
+    stack.push_async_callback(embedder.aclose)
+    logger.info("search is hybrid: %s", embedder.describe())
+    return embedder
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from daca.dapr.client import DaprClient
 from daca.memory.deadletters import DeadLetterStore
+from daca.memory.embeddings import Embedder
 from daca.memory.events import EventHandler
 from daca.memory.history import HistoryStore
 from daca.memory.metrics import Counters
@@ -27,6 +28,7 @@ class MemoryServices:
     summarizer: Summarizer
     dead_letters: DeadLetterStore
     events: EventHandler
+    embedder: Embedder | None = None
 
     def metrics(self) -> dict[str, int]:
         """The counters plus the number of users with a summary pending."""
@@ -34,12 +36,16 @@ class MemoryServices:
 
 
 def build_services(
-    settings: MemorySettings, client: DaprClient, writer: SummaryWriter
+    settings: MemorySettings,
+    client: DaprClient,
+    writer: SummaryWriter,
+    embedder: Embedder | None = None,
 ) -> MemoryServices:
     """Wire the stores, the summarizer and the event handler around one Dapr client."""
     counters = Counters()
     history, users = HistoryStore(client, settings), UserStore(client, settings)
-    summarizer = Summarizer(SummaryStore(client, settings), writer, settings, counters)
+    store = SummaryStore(client, settings, embedder)
+    summarizer = Summarizer(store, writer, settings, counters)
     return MemoryServices(
         settings=settings,
         client=client,
@@ -49,4 +55,5 @@ def build_services(
         summarizer=summarizer,
         dead_letters=DeadLetterStore(client, settings),
         events=EventHandler(history, users, summarizer, counters),
+        embedder=embedder,
     )

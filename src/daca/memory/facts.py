@@ -37,11 +37,18 @@ def _provenance(new: NewFact) -> tuple[list[str], ConversationTurn]:
     return list(dict.fromkeys(turn_ids)), last
 
 
-def add_facts(book: FactBook, new_facts: Sequence[NewFact], now: str) -> FactBook:
-    """``book`` with ``new_facts`` added (repeats skipped, superseded facts marked), bounded."""
+def add_facts(
+    book: FactBook,
+    new_facts: Sequence[NewFact],
+    now: str,
+    vectors: Sequence[str | None] = (),
+) -> FactBook:
+    """``book`` with ``new_facts`` added (repeats skipped, superseded facts marked), bounded;
+    ``vectors[i]`` is the embedding of ``new_facts[i]``, if any."""
     facts = list(book.facts)
+    embeddings = dict(book.vectors)
     next_id = book.next_id
-    for new in new_facts:
+    for index, new in enumerate(new_facts):
         if any(f.superseded_by is None and _same(f.text, new.text) for f in facts):
             continue
         fact_id = f"f{next_id}"
@@ -54,6 +61,8 @@ def add_facts(book: FactBook, new_facts: Sequence[NewFact], now: str) -> FactBoo
             for f in facts
         ]
         turn_ids, last = _provenance(new)
+        if index < len(vectors) and (vector := vectors[index]) is not None:
+            embeddings[fact_id] = vector
         facts.append(
             Fact(
                 fact_id=fact_id,
@@ -64,7 +73,11 @@ def add_facts(book: FactBook, new_facts: Sequence[NewFact], now: str) -> FactBoo
                 created_at=now,
             )
         )
-    return FactBook(next_id=next_id, facts=_bounded(facts))
+    kept = _bounded(facts)
+    ids = {f.fact_id for f in kept}
+    return FactBook(
+        next_id=next_id, facts=kept, vectors={i: v for i, v in embeddings.items() if i in ids}
+    )
 
 
 def _bounded(facts: list[Fact]) -> list[Fact]:
@@ -88,7 +101,8 @@ def without_fact(book: FactBook, fact_id: str) -> FactBook | None:
         for f in book.facts
         if f.fact_id != fact_id
     ]
-    return book.model_copy(update={"facts": kept})
+    vectors = {i: v for i, v in book.vectors.items() if i != fact_id}
+    return book.model_copy(update={"facts": kept, "vectors": vectors})
 
 
 def facts_for_prompt(book: FactBook, turns: Sequence[ConversationTurn]) -> list[tuple[str, str]]:

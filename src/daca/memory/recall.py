@@ -4,7 +4,10 @@ One bulk read gets the log's head, the pending turns and the facts; one more rea
 newest pages. Turns and current facts are ranked together (``daca.memory.search``), a turn with
 the reply of the turn before it in its session as context. A result whose turns a better result
 already points to is left out (an extracted fact repeats its turn), so the ``k`` results point
-to as many different turns as they can.
+to as many different turns as they can. With embeddings (``daca.memory.embeddings``), the query
+is embedded too and the lexical ranking and the vector ranking (over the memories that have a
+vector) are fused by reciprocal rank (``RRF_K``), so a memory that shares no word with the
+query can still be found.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 from daca.contracts.models import ConversationTurn, Fact, SearchResult, SearchResults
 from daca.dapr.client import DaprClient
 from daca.memory import keys
+from daca.memory.embeddings import Embedder, decode, embed_or_none, similarity
 from daca.memory.records import FactBook
-from daca.memory.search import SearchDocument, search
+from daca.memory.search import Hit, SearchDocument, search
 from daca.memory.statekit import parse
 from daca.memory.userlog import searchable_turns
 
 Memory = ConversationTurn | Fact
+#: Reciprocal rank fusion's constant (Cormack et al. 2009).
+RRF_K = 60
 
 
 def _result(source: Memory, score: float) -> SearchResult:
@@ -54,6 +60,36 @@ def _turn_documents(newest_first: list[ConversationTurn]) -> list[SearchDocument
     return documents
 
 
+def _vector(source: Memory, book: FactBook) -> str | None:
+    """The stored embedding of a memory, if it has one."""
+    if isinstance(source, Fact):
+        return book.vectors.get(source.fact_id)
+    return getattr(source, "embedding", None)
+
+
+def _fused(
+    lexical: list[Hit[Memory]],
+    documents: list[SearchDocument[Memory]],
+    vectors: dict[int, str | None],
+    query: list[float],
+) -> list[Hit[Memory]]:
+    """The documents ranked by the reciprocal-rank fusion of ``lexical`` and their similarity
+    to the ``query`` vector (ties keep the lexical order)."""
+    scores: dict[int, float] = {}
+    by_id = {id(d): d for d in documents}
+    for rank, hit in enumerate(lexical):
+        scores[id(hit.document)] = 1 / (RRF_K + rank + 1)
+    similar = sorted(
+        ((similarity(query, decode(v)), i) for i, v in vectors.items() if v is not None),
+        key=lambda pair: -pair[0],
+    )
+    for rank, (cosine, i) in enumerate(similar):
+        if cosine > 0:
+            scores[i] = scores.get(i, 0.0) + 1 / (RRF_K + rank + 1)
+    ranked = sorted(scores, key=lambda i: -scores[i])
+    return [Hit(by_id[i], round(scores[i] * RRF_K, 4)) for i in ranked]
+
+
 def _distinct(results: list[SearchResult], k: int) -> list[SearchResult]:
     """The first ``k`` results that point to a turn no better result points to."""
     seen: set[tuple[str, str]] = set()
@@ -77,6 +113,7 @@ async def search_memories(
     k: int,
     *,
     exclude_session: str | None = None,
+    embedder: Embedder | None = None,
 ) -> SearchResults:
     """The ``k`` turns and facts of ``user_id`` that best match ``query`` (none of
     ``exclude_session``)."""
@@ -84,13 +121,22 @@ async def search_memories(
         store, [keys.log_head_key(user_id), keys.pending_key(user_id), keys.facts_key(user_id)]
     )
     turns = await searchable_turns(client, store, user_id, head_entry, pending_entry)
-    facts = (parse(FactBook, facts_entry) or FactBook()).current
+    book = parse(FactBook, facts_entry) or FactBook()
+    facts = book.current
     documents: list[SearchDocument[Memory]] = [
         SearchDocument[Memory](f.text, "", f) for f in reversed(facts)
     ]
     documents += _turn_documents(turns)
     if exclude_session is not None:
         documents = [d for d in documents if d.source.session_id != exclude_session]
-    hits = search(documents, query, 2 * k)
-    results = [_result(hit.document.source, hit.score) for hit in hits]
+    vectors = {id(d): _vector(d.source, book) for d in documents}
+    query_vector = None
+    if embedder is not None and any(vectors.values()):
+        [encoded] = await embed_or_none(embedder, [query])
+        query_vector = decode(encoded) if encoded is not None else None
+    if query_vector is None:
+        hits = search(documents, query, 2 * k)
+    else:
+        hits = _fused(search(documents, query, len(documents)), documents, vectors, query_vector)
+    results = [_result(hit.document.source, hit.score) for hit in hits[: 2 * k]]
     return SearchResults(results=_distinct(results, k))

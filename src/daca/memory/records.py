@@ -80,9 +80,11 @@ class LogHead(BaseModel):
 
 
 class LoggedTurn(ConversationTurn):
-    """A turn in the user's log; ``expires_at`` (epoch seconds) when sessions have a TTL."""
+    """A turn in the user's log; ``expires_at`` (epoch seconds) when sessions have a TTL, its
+    ``embedding`` (``daca.memory.embeddings.encode``) when embeddings are configured."""
 
     expires_at: float | None = None
+    embedding: str | None = None
 
 
 class LogPage(BaseModel):
@@ -100,6 +102,8 @@ class FactBook(BaseModel):
 
     next_id: int = Field(default=1, ge=1)
     facts: list[Fact] = Field(default_factory=list)
+    #: The embedding of each fact that has one, by fact id.
+    vectors: dict[str, str] = Field(default_factory=dict)
 
     @property
     def current(self) -> list[Fact]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
 
+from daca.contracts.models import ConversationTurn
 from daca.llm.extractive import normalise, stem
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -57,6 +58,11 @@ class Hit(Generic[T]):
 
     document: SearchDocument[T]
     score: float
+
+
+def searchable_text(turn: ConversationTurn) -> str:
+    """What an embedding of ``turn`` is computed from: both of its messages."""
+    return f"{turn.user_message}\n{turn.assistant_reply}".strip()
 
 
 def terms(text: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from daca.access.settings import AccessSettings
 from daca.dapr.settings import DaprSettings
@@ -48,6 +48,22 @@ class MemorySettings(DaprSettings):
     session_ttl_seconds: int | None = Field(
         default=None, ge=1, validation_alias="SESSION_TTL_SECONDS"
     )
+
+    embeddings_base_url: str | None = Field(default=None, validation_alias="EMBEDDINGS_BASE_URL")
+    embeddings_model: str | None = Field(default=None, validation_alias="EMBEDDINGS_MODEL")
+    embeddings_api_key: SecretStr | None = Field(
+        default=None, validation_alias="EMBEDDINGS_API_KEY"
+    )
+    embeddings_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="EMBEDDINGS_TIMEOUT_SECONDS"
+    )
+
+    @model_validator(mode="after")
+    def _embeddings_need_both(self) -> Self:
+        """An embeddings endpoint needs a model, and a model an endpoint."""
+        if bool(self.embeddings_base_url) != bool(self.embeddings_model):
+            raise ValueError("set both EMBEDDINGS_BASE_URL and EMBEDDINGS_MODEL, or neither")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_the_app_token(self) -> Self:

@@ -22,8 +22,10 @@ from daca.dapr.retry import ConflictError, retry_on_conflict
 from daca.llm.memory_update import MemoryUpdate
 from daca.llm.prompts import clip
 from daca.memory import keys, userlog
+from daca.memory.embeddings import Embedder, embed_or_none
 from daca.memory.facts import add_facts, facts_for_prompt
 from daca.memory.records import FactBook, PendingTurns
+from daca.memory.search import searchable_text
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
 
@@ -44,8 +46,11 @@ class SummaryStore:
     """State access for the summarizer: ``user:{id}``, ``pending:{id}``, ``facts:{id}`` and
     the user's log."""
 
-    def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
+    def __init__(
+        self, client: DaprClient, settings: MemorySettings, embedder: Embedder | None = None
+    ) -> None:
         self._client = client
+        self._embedder = embedder
         self._store = settings.state_store
         self._attempts = settings.append_max_attempts
         self._batch = settings.summary_max_batch
@@ -67,15 +72,28 @@ class SummaryStore:
     async def commit(
         self, user_id: str, update: MemoryUpdate, covered: list[ConversationTurn]
     ) -> bool:
-        """Store ``update`` and drop the ``covered`` turns; ``True`` if turns remain pending."""
+        """Store ``update`` and drop the ``covered`` turns; ``True`` if turns remain pending.
+
+        With embeddings, the covered turns and the new facts are embedded first, in one call."""
+        texts = [searchable_text(t) for t in covered] + [f.text for f in update.facts]
+        vectors = await embed_or_none(self._embedder, texts)
+        turn_vectors = {
+            (t.session_id, t.turn_id): v for t, v in zip(covered, vectors, strict=False)
+        }
+        fact_vectors = vectors[len(covered) :]
         return await retry_on_conflict(
-            lambda: self._commit_once(user_id, update, covered),
+            lambda: self._commit_once(user_id, update, covered, turn_vectors, fact_vectors),
             attempts=self._attempts,
             what=f"store summary of user {user_id}",
         )
 
     async def _commit_once(
-        self, user_id: str, update: MemoryUpdate, covered: list[ConversationTurn]
+        self,
+        user_id: str,
+        update: MemoryUpdate,
+        covered: list[ConversationTurn],
+        turn_vectors: dict[tuple[str, str], str | None],
+        fact_vectors: list[str | None],
     ) -> bool:
         """One guarded attempt of ``commit``: summary, facts, pending turns and the log."""
         user_key, pending_key = keys.user_key(user_id), keys.pending_key(user_id)
@@ -103,12 +121,17 @@ class SummaryStore:
         ]
         if update.facts:
             book = add_facts(
-                parse(FactBook, facts_entry) or FactBook(), update.facts, utc_now_iso()
-            )
+                parse(FactBook, facts_entry) or FactBook(), update.facts, utc_now_iso(),
+                fact_vectors,
+            )  # fmt: skip
             operations.append(guarded_upsert(facts_key, book, facts_entry))
         operations += [
             *userlog.append_operations(
-                user_id, log, userlog.not_logged(log, covered), ttl=self._ttl
+                user_id,
+                log,
+                userlog.not_logged(log, covered),
+                ttl=self._ttl,
+                vectors=turn_vectors,
             ),
             guarded_upsert(pending_key, remaining, pending_entry),
         ]

@@ -10,6 +10,7 @@ page's turns past it (a transaction that failed half-way on daprd) are ignored a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from daca.contracts.models import ConversationTurn
@@ -61,13 +62,22 @@ def append_operations(
     turns: list[ConversationTurn],
     *,
     ttl: int | None = None,
+    vectors: Mapping[tuple[str, str], str | None] | None = None,
 ) -> list[StateOperation]:
     """Upserts of the pages with ``turns`` added after the counted ones, then the head. With a
     session ``ttl``, each new turn expires ``ttl`` seconds from now and so does each page written
     (after every turn it holds); the head, a counter, does not expire."""
     head, size = snapshot.head, snapshot.head.page_size
     expires_at = time.time() + ttl if ttl is not None else None
-    logged = [LoggedTurn(**t.model_dump(), expires_at=expires_at) for t in turns]
+    vectors = vectors or {}
+    logged = [
+        LoggedTurn(
+            **t.model_dump(),
+            expires_at=expires_at,
+            embedding=vectors.get((t.session_id, t.turn_id)),
+        )
+        for t in turns
+    ]
     operations, position = [], head.count
     for number, entry in snapshot.pages.items():
         kept = (parse(LogPage, entry) or LogPage()).turns[: max(0, position - number * size)]

@@ -64,7 +64,7 @@ async def search(
     typos; no two results point to the same turns."""
     return await search_memories(
         services.client, services.settings.state_store, user_id, q, k,
-        exclude_session=exclude_session,
+        exclude_session=exclude_session, embedder=services.embedder,
     )  # fmt: skip
 
 
