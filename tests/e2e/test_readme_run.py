@@ -64,8 +64,8 @@ def system(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         log.close()
 
 
-def chat(text: str, session: str) -> dict[str, Any]:
-    body = {"user_id": "junaid", "text": text, "metadata": {"session_id": session}}
+def chat(text: str, session: str, user: str = "junaid") -> dict[str, Any]:
+    body = {"user_id": user, "text": text, "metadata": {"session_id": session}}
     answer = httpx.post(f"{CHAT}/chat/", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     reply: dict[str, Any] = answer.json()
@@ -98,6 +98,29 @@ def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[by
     assert summary
     reply = chat("Where was I planning to go tomorrow?", "s2")
     assert "SF" in reply["reply"]
+
+    # The README's step 5: facts with provenance, search, forgetting.
+    facts = httpx.get(f"{MEMORY}/memories/junaid/facts").json()["facts"]
+    first = facts[0]
+    assert (first["text"], first["session_id"]) == ("I am planning to go to SF tomorrow.", "s1")
+    found = httpx.get(f"{MEMORY}/memories/junaid/search", params={"q": "tommorrow trip"}).json()
+    assert "SF" in found["results"][0]["text"]
+    forgotten = httpx.delete(f"{CHAT}/memories/junaid", timeout=30)
+    assert forgotten.status_code == 200, forgotten.text
+    assert forgotten.json()["sessions"] == ["s1", "s2"]
+    assert httpx.get(f"{MEMORY}/memories/junaid/facts").json()["facts"] == []
+
+    # Issue 8's acceptance: the tutorial's messages as its readers type them, typo included.
+    for text in ("I need to schedule a coding session.", "What time is it?",
+                 "Tomorrow we will pack for SF?"):  # fmt: skip
+        chat(text, "reader-1", user="reader")
+    eventually(
+        lambda: httpx.get(f"{MEMORY}/memories/reader/search", params={"q": "pack"}).json()[
+            "results"
+        ]
+    )
+    reply = chat("Where was I planning to go tommorrow?", "reader-2", user="reader")
+    assert "SF" in reply["reply"], reply
 
     system.send_signal(signal.SIGINT)
     assert system.wait(timeout=30) == 0
