@@ -65,10 +65,16 @@ def searchable_text(turn: ConversationTurn) -> str:
     return f"{turn.user_message}\n{turn.assistant_reply}".strip()
 
 
-def terms(text: str) -> list[str]:
+#: Stems and the terms of recent texts are cached: a user's turns are read again by every
+#: search, and stemming them is most of a search's cost.
+_stem = lru_cache(maxsize=100_000)(stem)
+
+
+@lru_cache(maxsize=20_000)
+def terms(text: str) -> tuple[str, ...]:
     """The stemmed content words of ``text``, in order, repeats kept."""
-    words = (stem(word) for word in _WORD.findall(normalise(text)) if word not in _STOP)
-    return [word for word in words if word]
+    words = (_stem(word) for word in _WORD.findall(normalise(text)) if word not in _STOP)
+    return tuple(word for word in words if word)
 
 
 @lru_cache(maxsize=65536)
