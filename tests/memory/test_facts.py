@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 
 from daca.llm.memory_update import MemoryUpdate
 from daca.llm.offline import OfflineModel
+from daca.llm.settings import LLMSettings
 from daca.llm.summary import LLMSummaryWriter
+from tests.fakes.openai_server import FakeOpenAIServer, text_reply
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import FakeWriter, conversation, deliver, envelope, running_app, wait_for
 
@@ -163,3 +166,42 @@ async def test_a_summary_in_flight_when_the_user_is_forgotten_is_discarded(
         for _ in range(50):  # the commit's reads happen right after the release
             await asyncio.sleep(0.01)
     assert user_keys(sidecar) == set()
+
+
+async def test_facts_from_a_real_model_through_the_openai_compatible_api(
+    sidecar: FakeSidecar,
+) -> None:
+    """The memory service with an LLM (the fake OpenAI-compatible server): the model's JSON
+    answer becomes facts with provenance, and its ``supersedes`` marks the old fact."""
+    first = {
+        "summary": "Alice lives in Lisbon.",
+        "facts": [{"text": "Alice lives in Lisbon.", "turns": ["t1"], "supersedes": []}],
+    }
+    porto_fact = {"text": "Alice lives in Porto.", "turns": ["t1"], "supersedes": ["f1"]}
+    second = {"summary": "Alice moved to Porto.", "facts": [porto_fact]}
+    with FakeOpenAIServer() as llm:
+        llm.enqueue(text_reply(json.dumps(first)), text_reply(json.dumps(second)))
+        settings = LLMSettings.model_validate(
+            {"llm_base_url": llm.base_url, "llm_model": "fake", "llm_max_retries": 0}
+        )
+        writer = LLMSummaryWriter.from_settings(settings)
+        async with running_app(sidecar, writer) as client:  # type: ignore[arg-type]
+            assert await deliver(client, said("Lisbon is home.", turn="t1")) == "SUCCESS"
+            await wait_for(lambda: bool((sidecar.value("facts:alice") or {}).get("facts")))
+            assert (
+                await deliver(client, said("We moved up north.", turn="t2", session="s2"))
+                == "SUCCESS"
+            )
+            await wait_for(lambda: len(sidecar.value("facts:alice")["facts"]) == 2)
+            [porto] = await facts(client)
+            old, _ = await facts(client, history="true")
+        await writer.aclose()
+        second_prompt = json.dumps(llm.requests[1].messages)
+    assert (porto["text"], porto["session_id"], porto["turn_ids"]) == (
+        "Alice lives in Porto.",
+        "s2",
+        ["t2"],
+    )
+    assert (old["text"], old["superseded_by"]) == ("Alice lives in Lisbon.", porto["fact_id"])
+    assert "[f1] Alice lives in Lisbon." in second_prompt  # the model saw the known fact
+    assert sidecar.value("user:alice")["user_summary"] == "Alice moved to Porto."
