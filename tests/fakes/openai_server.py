@@ -13,20 +13,21 @@ the script is empty the default reply is used. Every request is recorded.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 _STARTUP_TIMEOUT = 10.0
@@ -34,12 +35,18 @@ _STARTUP_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class FakeReply:
-    """One scripted answer: a status and JSON body, or a hang until the server stops."""
+    """One scripted answer: a status and JSON body, or a hang until the server stops.
+
+    A request with ``"stream": true`` gets the same answer as ``chat.completion.chunk`` events
+    (the text word by word); ``stall_after`` chunks, the stream then waits for
+    ``release_stalls`` (or the server's stop) before sending the rest (a model that stalls).
+    """
 
     status: int = 200
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    stall_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,27 @@ def error_reply(status: int, message: str = "scripted failure") -> FakeReply:
     return FakeReply(status=status, body=body, headers={"retry-after-ms": "1"})
 
 
+def _stream_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``chat.completion`` body as the chunks a streaming server sends."""
+    choice = body["choices"][0]
+    message, finish = choice["message"], choice["finish_reason"]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+        return {"id": body["id"], "object": "chat.completion.chunk", "created": 0,
+                "model": body["model"], "choices": choices}  # fmt: skip
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [
+        chunk({"content": piece}) for piece in re.findall(r"\s*\S+", message.get("content") or "")
+    ]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        chunks.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    chunks.append(chunk({}, finish))
+    chunks.append({**chunk({}), "choices": [], "usage": body["usage"]})
+    return chunks
+
+
 HANG = FakeReply(hang=True)
 """Never answers (until the server stops): exercises client and caller timeouts."""
 
@@ -120,6 +148,7 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self._script: deque[Step] = deque()
         self._released = threading.Event()
+        self._unstalled = threading.Event()
         self._socket = _free_socket()
         self._server = uvicorn.Server(uvicorn.Config(self._app(), log_level="warning"))
         self._thread = threading.Thread(target=self._serve, name="fake-openai", daemon=True)
@@ -182,7 +211,18 @@ class FakeOpenAIServer:
         if reply.hang:
             await asyncio.to_thread(self._released.wait)
             return JSONResponse({"error": {"message": "server stopping"}}, status_code=503)
+        if recorded.body.get("stream") and reply.status == 200:
+            return StreamingResponse(self._chunks(reply), media_type="text/event-stream")
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+
+    async def _chunks(self, reply: FakeReply) -> AsyncIterator[bytes]:
+        """The reply as the SSE stream of ``chat.completion.chunk`` objects, then ``[DONE]``."""
+        for number, chunk in enumerate(_stream_chunks(reply.body)):
+            if reply.stall_after is not None and number == reply.stall_after:
+                await asyncio.to_thread(self._unstalled.wait)
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            await asyncio.sleep(0)
+        yield b"data: [DONE]\n\n"
 
     def _serve(self) -> None:
         """The server thread's body."""
@@ -197,9 +237,14 @@ class FakeOpenAIServer:
                 raise RuntimeError("the fake OpenAI server failed to start")
             self._released.wait(0.01)
 
+    def release_stalls(self) -> None:
+        """Let stalled streams send the rest of their chunks."""
+        self._unstalled.set()
+
     def stop(self) -> None:
         """Release hanging requests and stop the server."""
         self._released.set()
+        self._unstalled.set()
         self._server.should_exit = True
         self._thread.join(_STARTUP_TIMEOUT)
         self._socket.close()

@@ -59,6 +59,32 @@ CHAT_RESPONSES: Responses = {
     },
 }
 
+STREAM_RESPONSES: Responses = {
+    200: {
+        "description": "Server-Sent Events: `memories`, `delta`..., `tool_call`/`tool_output`, "
+        "then `done` (the `Response`) or `error` (`{status, detail}`).",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One event; `data` is JSON.",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {
+                            "enum": [
+                                "memories", "delta", "tool_call", "tool_output", "done", "error"
+                            ],
+                        },
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                },
+            },
+        },
+    },
+    **{status: answer for status, answer in CHAT_RESPONSES.items()
+       if status not in (ModelFailedError.status_code, ModelTimeoutError.status_code)},
+}  # fmt: skip
+
 FORGET_RESPONSES = error_responses(
     {
         404: "No such route: an id that holds a `/` names another path.",

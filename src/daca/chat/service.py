@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import uuid4
 
-from daca.chat.agent import ChatAgent
+from daca.chat.agent import ChatAgent, Delta, ToolCall, ToolOutput
 from daca.chat.errors import (
     BacklogFullError,
     InvalidMessageError,
@@ -59,6 +61,28 @@ def new_id() -> str:
     return uuid4().hex
 
 
+StreamEvent = tuple[str, dict[str, Any]]
+"""One event of a streamed turn: its name and its JSON data."""
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    """A turn ready for the agent: who, where, its ids, text, instructions and memories."""
+
+    user_id: str
+    session_id: str
+    turn_id: str
+    text: str
+    instructions: str
+    memories: list[SearchResult]
+
+    def response(self, reply: str) -> Response:
+        """The answer to the client."""
+        return Response(
+            user_id=self.user_id, reply=reply, metadata=ResponseMetadata(session_id=self.session_id)
+        )
+
+
 @dataclass(frozen=True)
 class ChatService:
     """Answers messages and registers users; stores nothing itself."""
@@ -74,20 +98,43 @@ class ChatService:
 
         ``caller`` is the authenticated user (production mode), who must be the message's.
         """
+        turn = await self.prepare(message, caller=caller)
+        reply = await self.agent.reply(turn.instructions, turn.text, turn_id=turn.turn_id)
+        await self._record_turn(turn, reply)
+        return turn.response(reply)
+
+    async def prepare(self, message: Message, *, caller: str | None = None) -> PreparedTurn:
+        """Everything a turn needs before the agent runs (every refusal is raised here, so a
+        stream starts only for a turn that will run)."""
         check_caller(caller, message.user_id)
         text = check_text(message.text, self.settings.max_message_chars)
         if not self.recorder.accepting:
             raise BacklogFullError("Too many turns wait to be recorded; try again shortly.")
         session_id = (message.metadata and message.metadata.session_id) or new_id()
-        turn_id = new_id()
-        reply = await self._reply(message.user_id, session_id, text, turn_id)
-        await self._record_turn(message.user_id, session_id, turn_id, text, reply)
-        return Response(
-            user_id=message.user_id, reply=reply, metadata=ResponseMetadata(session_id=session_id)
-        )
+        instructions, memories = await self._instructions(message.user_id, session_id, text)
+        return PreparedTurn(message.user_id, session_id, new_id(), text, instructions, memories)
 
-    async def _reply(self, user_id: str, session_id: str, text: str, turn_id: str) -> str:
-        """The agent's reply, with what the memory service knows in its instructions."""
+    async def stream(self, turn: PreparedTurn) -> AsyncIterator[StreamEvent]:
+        """The turn as events: the memories used, the reply's text as it is generated, tool
+        calls and outputs, then ``done`` (the ``Response``) once the turn is recorded. A stream
+        that fails or is abandoned before the reply is complete records nothing."""
+        yield "memories", {"memories": [m.model_dump(mode="json") for m in turn.memories]}
+        async for item in self.agent.stream(turn.instructions, turn.text, turn_id=turn.turn_id):
+            if isinstance(item, Delta):
+                yield "delta", {"text": item.text}
+            elif isinstance(item, ToolCall):
+                yield "tool_call", {"name": item.name, "arguments": item.arguments}
+            elif isinstance(item, ToolOutput):
+                yield "tool_output", {"output": item.output}
+            else:
+                await self._record_turn(turn, item.text)
+                yield "done", turn.response(item.text).model_dump(mode="json")
+
+    async def _instructions(
+        self, user_id: str, session_id: str, text: str
+    ) -> tuple[str, list[SearchResult]]:
+        """The agent's instructions, with what the memory service knows, and the memories
+        retrieved for ``text``."""
         limit = self.settings.history_limit
         snapshot = self.memory.snapshot(
             user_id, session_id, limit, query=text, k=self.settings.memories_per_message
@@ -97,10 +144,11 @@ class ChatService:
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.")
         recent = merge_recent(memory.recent, own, limit)
         budget = self.settings.history_token_budget
+        memories = _elsewhere(memory, session_id)
         instructions = build_chat_instructions(
-            memory.metadata, recent, token_budget=budget, memories=_elsewhere(memory, session_id)
+            memory.metadata, recent, token_budget=budget, memories=memories
         )
-        return await self.agent.reply(instructions, text, turn_id=turn_id)
+        return instructions, memories
 
     async def _own_session(self, session_id: str) -> SessionRecord | None:
         """This service's record of the session; ``None`` when unknown or unreadable now."""
@@ -110,10 +158,9 @@ class ChatService:
             logger.warning("Session record of %s unavailable: %s", session_id, exc)
             return None
 
-    async def _record_turn(
-        self, user_id: str, session_id: str, turn_id: str, text: str, reply: str
-    ) -> None:
+    async def _record_turn(self, turn: PreparedTurn, reply: str) -> None:
         """Record the turn with its event (queued for retry if the sidecar refuses)."""
+        user_id, session_id, turn_id, text = turn.user_id, turn.session_id, turn.turn_id, turn.text
         if len(reply) > MAX_REPLY_CHARS:
             logger.warning("turn %s: reply of %d characters stored truncated", turn_id, len(reply))
         event = ConversationUpdated(

@@ -17,6 +17,7 @@ Token usage is estimated at about four characters a token.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseTextDeltaEvent,
 )
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
@@ -144,6 +146,11 @@ def _response(output: TResponseOutputItem) -> Response:
     )  # fmt: skip
 
 
+def _chunks(text: str) -> list[str]:
+    """``text`` in word-sized pieces that join back to it (each word with its leading space)."""
+    return re.findall(r"\s*\S+", text) or ([text] if text else [])
+
+
 class OfflineModel(Model):
     """A deterministic model that needs no network and no key (see the module docstring)."""
 
@@ -191,14 +198,25 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        """The same answer as ``get_response``, as created / item done / completed events."""
+        """The same answer as ``get_response``, streamed: created, the text word by word as
+        deltas (a message's), item done, completed."""
         output = self._respond(system_instructions, input, tools).output[0]
         response = _response(output)
         started = response.model_copy(update={"output": [], "status": "in_progress"})
         yield ResponseCreatedEvent(type="response.created", response=started, sequence_number=0)
+        sequence = 1
+        if isinstance(output, ResponseOutputMessage):
+            text = "".join(part.text for part in output.content if hasattr(part, "text"))
+            for chunk in _chunks(text):
+                yield ResponseTextDeltaEvent(
+                    type="response.output_text.delta", delta=chunk, item_id=output.id,
+                    output_index=0, content_index=0, sequence_number=sequence, logprobs=[],
+                )  # fmt: skip
+                sequence += 1
         yield ResponseOutputItemDoneEvent(
-            type="response.output_item.done", item=output, output_index=0, sequence_number=1
-        )
+            type="response.output_item.done", item=output, output_index=0,
+            sequence_number=sequence,
+        )  # fmt: skip
         yield ResponseCompletedEvent(
-            type="response.completed", response=response, sequence_number=2
+            type="response.completed", response=response, sequence_number=sequence + 1
         )
