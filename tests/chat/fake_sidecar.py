@@ -41,6 +41,7 @@ class FakeSidecar:
 
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    facts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     memory_mode: MemoryMode = "up"
     commit_failures: int = 0
     require_concurrent_reads: bool = False
@@ -104,6 +105,9 @@ class FakeSidecar:
     def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
         """``memories/{user}`` (GET, and DELETE: forget) and ``conversations/{session}?limit=N``."""
         kind, _, key = method.partition("/")
+        user, _, rest = key.partition("/")
+        if kind == "memories" and rest.startswith("facts"):
+            return self._facts_route(request, user, rest.removeprefix("facts").strip("/"))
         if kind == "memories" and request.method == "DELETE":
             self.users.pop(key, None)
             sessions = sorted(
@@ -121,6 +125,19 @@ class FakeSidecar:
         recent = history[-limit:] if limit else []
         body = {"session_id": key, "history": recent, "total_entries": len(history)}
         return httpx.Response(200, json=body)
+
+    def _facts_route(self, request: httpx.Request, user: str, fact_id: str) -> httpx.Response:
+        """``memories/{user}/facts`` (GET) and ``memories/{user}/facts/{id}`` (DELETE)."""
+        facts = self.facts.setdefault(user, [])
+        if request.method == "DELETE":
+            kept = [f for f in facts if f["fact_id"] != fact_id]
+            if len(kept) == len(facts):
+                return httpx.Response(404, json={"detail": "no such fact"})
+            self.facts[user] = kept
+            return httpx.Response(
+                200, json={"status": "deleted", "user_id": user, "fact_id": fact_id}
+            )
+        return httpx.Response(200, json={"user_id": user, "facts": facts})
 
     def _state(self, request: httpx.Request, rest: str) -> httpx.Response:
         """GET one key, save, or run a transaction (with the outbox)."""

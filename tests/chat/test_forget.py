@@ -43,3 +43,22 @@ def test_a_failing_memory_service_forgets_nothing_and_says_so(
 
 def test_a_bad_user_id_is_a_422(client: TestClient) -> None:
     assert client.delete("/memories/no:colons").status_code == 422
+
+
+def test_the_users_memory_and_one_fact_can_be_read_and_forgotten(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    fact = {"fact_id": "f1", "text": "Ana has a cat.", "turn_ids": ["t1"], "session_id": "a1",
+            "timestamp": "2026-01-01T00:00:00+00:00", "created_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    sidecar.users["ana"] = {"name": "Ana", "user_summary": "Ana has a cat."}
+    sidecar.facts["ana"] = [fact]
+    memory = client.get("/memories/ana")
+    assert memory.status_code == 200, memory.text
+    assert memory.json()["user_summary"] == "Ana has a cat."
+    assert [f["fact_id"] for f in memory.json()["facts"]] == ["f1"]
+    assert client.delete("/memories/ana/facts/f1").status_code == 204
+    assert client.get("/memories/ana").json()["facts"] == []
+    missing = client.delete("/memories/ana/facts/f1")
+    assert missing.status_code == 404 and "f1" in missing.json()["detail"]
+    sidecar.memory_mode = "down"
+    assert client.get("/memories/ana").status_code == 503

@@ -70,6 +70,12 @@ class ModelTimeoutError(ChatError):
     status_code = 504
 
 
+class FactNotFoundError(ChatError):
+    """The user has no fact of that id."""
+
+    status_code = 404
+
+
 class MemoryUnavailableError(ChatError):
     """The memory service could not be reached or failed, so nothing could be forgotten."""
 

@@ -20,6 +20,8 @@ from daca.contracts.models import (
     MAX_QUERY_CHARS,
     ConversationEntry,
     ConversationHistory,
+    Fact,
+    Facts,
     SearchResult,
     SearchResults,
     UserMetadata,
@@ -89,6 +91,20 @@ class MemoryClient:
             self._app_id, f"memories/{user_id}/search", params=params
         )
         return SearchResults.model_validate_json(_ok(response).content).results
+
+    async def facts(self, user_id: str) -> list[Fact]:
+        """``GET /memories/{user_id}/facts`` on the memory service."""
+        response = await self._dapr.invoke(self._app_id, f"memories/{user_id}/facts")
+        return Facts.model_validate_json(_ok(response).content).facts
+
+    async def forget_fact(self, user_id: str, fact_id: str) -> bool:
+        """``DELETE /memories/{user_id}/facts/{fact_id}``: ``False`` when there is no such fact."""
+        method = f"memories/{user_id}/facts/{fact_id}"
+        response = await self._dapr.invoke(self._app_id, method, http_method="DELETE")
+        if response.status_code == 404:
+            return False
+        _ok(response)
+        return True
 
     async def forget(self, user_id: str) -> list[str]:
         """``DELETE /memories/{user_id}`` on the memory service: the user's forgotten sessions."""

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from daca.contracts.ids import Identifier
-from daca.contracts.models import MAX_NAME_CHARS, DateTime
+from daca.contracts.models import MAX_NAME_CHARS, DateTime, Fact
 
 
 def _now() -> datetime:
@@ -82,6 +82,15 @@ class Health(BaseModel):
     status: Literal["ok"]
     model: str
     recorder: RecorderCounters
+
+
+class UserMemory(BaseModel):
+    """``GET /memories/{user_id}`` on the chat service: what the agent knows about the user."""
+
+    user_id: Identifier
+    name: str | None = None
+    user_summary: str | None = None
+    facts: list[Fact]
 
 
 class Forgotten(BaseModel):

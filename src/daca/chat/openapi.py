@@ -90,10 +90,15 @@ FORGET_RESPONSES = error_responses(
         404: "No such route: an id that holds a `/` names another path.",
         422: "The user id is not a valid id.",
         MemoryUnavailableError.status_code: "The memory service could not be reached or "
-        "failed; nothing of this service was deleted: try again.",
+        "failed; nothing was changed: try again.",
         **_INTERNAL,
     }
 )
+
+FACT_RESPONSES = {
+    **FORGET_RESPONSES,
+    **error_responses({404: "The user has no fact of that id (or the path names no route)."}),
+}
 
 USERS_RESPONSES = error_responses(
     {400: _UNREADABLE, 422: "The request does not match the schema.", **_INTERNAL}

@@ -19,6 +19,7 @@ from uuid import uuid4
 from daca.chat.agent import ChatAgent, Delta, ToolCall, ToolOutput
 from daca.chat.errors import (
     BacklogFullError,
+    FactNotFoundError,
     InvalidMessageError,
     MemoryUnavailableError,
     MessageTooLongError,
@@ -26,7 +27,14 @@ from daca.chat.errors import (
     WrongUserError,
 )
 from daca.chat.memory_client import MemoryClient, MemoryReadError, MemorySnapshot
-from daca.chat.models import Forgotten, Message, Response, ResponseMetadata, UserRegistration
+from daca.chat.models import (
+    Forgotten,
+    Message,
+    Response,
+    ResponseMetadata,
+    UserMemory,
+    UserRegistration,
+)
 from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
@@ -182,6 +190,33 @@ class ChatService:
         item = f"registration of {registration.user_id}"
         await self.recorder.record(item, lambda: self.turns.record_registration(event))
         return event
+
+    async def user_memory(self, user_id: str, *, caller: str | None = None) -> UserMemory:
+        """The user's summary and current facts, from the memory service."""
+        check_caller(caller, user_id)
+        try:
+            metadata, facts = await asyncio.gather(
+                self.memory.metadata(user_id), self.memory.facts(user_id)
+            )
+        except (DaprClientError, MemoryReadError) as exc:
+            raise MemoryUnavailableError(
+                f"The memory service could not be read ({type(exc).__name__}); try again."
+            ) from exc
+        return UserMemory(
+            user_id=user_id, name=metadata.name, user_summary=metadata.user_summary, facts=facts
+        )
+
+    async def forget_fact(self, user_id: str, fact_id: str, *, caller: str | None = None) -> None:
+        """Have the memory service remove one fact; ``FactNotFoundError`` when it has none."""
+        check_caller(caller, user_id)
+        try:
+            found = await self.memory.forget_fact(user_id, fact_id)
+        except (DaprClientError, MemoryReadError) as exc:
+            raise MemoryUnavailableError(
+                f"The memory service could not forget the fact ({type(exc).__name__}); try again."
+            ) from exc
+        if not found:
+            raise FactNotFoundError(f"User {user_id!r} has no fact {fact_id!r}.")
 
     async def forget(self, user_id: str, *, caller: str | None = None) -> Forgotten:
         """Have the memory service forget the user, then delete this service's records of the

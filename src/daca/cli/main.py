@@ -248,6 +248,18 @@ def up(run_file: Path | None) -> None:
     _supervise([AppLaunch.from_spec(app) for app in loaded.apps])
 
 
+@cli.command()
+@click.option("--url", default="http://127.0.0.1:8010", show_default=True, help="Chat service.")
+@click.option("--user", required=True, help="Your user id.")
+@click.option("--session", default=None, help="Continue this session (default: a new one).")
+@click.option("--token", envvar="DACA_TOKEN", default=None, help="Bearer token (production).")
+def chat(url: str, user: str, session: str | None, token: str | None) -> None:
+    """Chat with the agent in the terminal, replies streamed; /new, /memory, /forget."""
+    from daca.cli.chat import chat_command
+
+    raise SystemExit(chat_command(url, user, session, token))
+
+
 @cli.group()
 def dapr() -> None:
     """Real Dapr: daprd and the Dapr CLI, built from their Go modules into a cache."""
