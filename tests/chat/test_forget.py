@@ -48,8 +48,9 @@ def test_a_bad_user_id_is_a_422(client: TestClient) -> None:
 def test_the_users_memory_and_one_fact_can_be_read_and_forgotten(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
+    when = "2026-01-01T00:00:00+00:00"
     fact = {"fact_id": "f1", "text": "Ana has a cat.", "turn_ids": ["t1"], "session_id": "a1",
-            "timestamp": "2026-01-01T00:00:00+00:00", "created_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+            "timestamp": when, "created_at": when}  # fmt: skip
     sidecar.users["ana"] = {"name": "Ana", "user_summary": "Ana has a cat."}
     sidecar.facts["ana"] = [fact]
     memory = client.get("/memories/ana")
