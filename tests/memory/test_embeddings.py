@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from daca.memory.embeddings import decode, encode, similarity
+from daca.memory.embeddings import BATCH, decode, encode, similarity
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import (
@@ -68,6 +68,13 @@ async def test_a_memory_sharing_no_word_with_the_query_is_found_through_embeddin
         assert found["text"] == KICKBOXING
     # One embeddings call for the batch of turns (the summary round), one per search.
     assert [len(inputs) for inputs in embeddings.embedding_inputs] == [3, 1]
+    # A round of more texts than a request carries is sent in several.
+    one_round = hybrid.model_copy(update={"summary_debounce_seconds": 1.0})
+    async with running_app(sidecar, writer, one_round) as client:
+        for n in range(40):
+            assert await deliver(client, said(f"Note {n}.", f"n{n}")) == "SUCCESS"
+        await wait_for(lambda: sidecar.value("pending:alice") == {"turns": []}, timeout=15)
+    assert max(len(inputs) for inputs in embeddings.embedding_inputs) == BATCH
     assert embeddings.embedding_inputs[0][0] == f"{KICKBOXING}\nNice."
     async with running_app(sidecar, writer, lexical) as client:
         assert await search(client, QUESTION) == []

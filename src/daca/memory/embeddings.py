@@ -38,8 +38,14 @@ class Embedder(Protocol):
         """Release the client."""
 
 
+#: Texts per embeddings request: a summary round can cover 100 turns and their facts, and one
+#: request for all of them can outlast the timeout on a small local server.
+BATCH = 32
+
+
 class OpenAIEmbedder:
-    """``POST {base_url}/embeddings`` with ``{"model", "input": [...]}``."""
+    """``POST {base_url}/embeddings`` with ``{"model", "input": [...]}``, ``BATCH`` texts a
+    request."""
 
     def __init__(
         self,
@@ -47,7 +53,7 @@ class OpenAIEmbedder:
         model: str,
         *,
         api_key: str | None = None,
-        timeout: float = 10.0,
+        timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -63,8 +69,13 @@ class OpenAIEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """The vectors of ``texts`` (an empty text embeds as a space)."""
-        if not texts:
-            return []
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            vectors += await self._embed_batch(texts[start : start + BATCH])
+        return vectors
+
+    async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        """One request."""
         body = {"model": self._model, "input": [text or " " for text in texts]}
         try:
             response = await self._client.post("embeddings", json=body)

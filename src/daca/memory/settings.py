@@ -55,7 +55,7 @@ class MemorySettings(DaprSettings):
         default=None, validation_alias="EMBEDDINGS_API_KEY"
     )
     embeddings_timeout_seconds: float = Field(
-        default=10.0, gt=0, validation_alias="EMBEDDINGS_TIMEOUT_SECONDS"
+        default=30.0, gt=0, validation_alias="EMBEDDINGS_TIMEOUT_SECONDS"
     )
 
     @model_validator(mode="after")
