@@ -103,8 +103,9 @@ def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[by
     facts = httpx.get(f"{MEMORY}/memories/junaid/facts").json()["facts"]
     first = facts[0]
     assert (first["text"], first["session_id"]) == ("I am planning to go to SF tomorrow.", "s1")
-    found = httpx.get(f"{MEMORY}/memories/junaid/search", params={"q": "tommorrow trip"}).json()
-    assert "SF" in found["results"][0]["text"]
+    params = {"q": "tommorrow trip", "k": "3"}  # the README's query, its typo included
+    found = httpx.get(f"{MEMORY}/memories/junaid/search", params=params).json()["results"]
+    assert any(r["session_id"] == "s1" and "SF" in r["text"] for r in found), found
     forgotten = httpx.delete(f"{CHAT}/memories/junaid", timeout=30)
     assert forgotten.status_code == 200, forgotten.text
     assert forgotten.json()["sessions"] == ["s1", "s2"]
