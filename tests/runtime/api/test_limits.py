@@ -10,8 +10,9 @@ server answers before the body is all sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,21 +218,36 @@ async def test_one_byte_over_the_limit(engine: Engine, sidecar: Any) -> None:
         assert event.body["data"] == "p" * LIMIT
 
 
+async def _through_reset_race(request: Callable[[], Awaitable[RawAnswer]]) -> RawAnswer:
+    """``request``, tried again (up to twice) when the connection was reset before the answer
+    was read. Closing a connection whose client is still sending makes the kernel send a RST,
+    which can discard the answer already in the client's buffer; Go's server waits after a
+    half-close (``closeWriteAndWait``) to avoid that, uvicorn does not: a known limit."""
+    for _ in range(2):
+        with contextlib.suppress(ConnectionResetError):
+            return await request()
+    return await request()
+
+
 async def test_an_upload_far_over_the_limit_is_refused_unread(sidecar: Any) -> None:
     """Nothing past the limit is buffered: the answer comes while most of the body is unsent,
     and the connection is closed, since more than 256 KiB are left."""
     _, _, port = sidecar
     declared = 100_000_000
     sent = b"p" * (LIMIT + (4 << 20))
-    answer = await raw_request(
-        port, "POST", "/v1.0/publish/pubsub/t", sent, headers=TEXT, declared=declared
+    answer = await _through_reset_race(
+        lambda: raw_request(
+            port, "POST", "/v1.0/publish/pubsub/t", sent, headers=TEXT, declared=declared
+        )
     )
     assert answer.status == 500, answer.body
     assert answer.json()["message"].endswith(TOO_LARGE)
     assert answer.headers["connection"] == "close"
     assert answer.closed
     # an endpoint that reads no body answers at once, and closes the connection as well
-    answer = await raw_request(port, "GET", "/v1.0/healthz", sent, declared=declared)
+    answer = await _through_reset_race(
+        lambda: raw_request(port, "GET", "/v1.0/healthz", sent, declared=declared)
+    )
     assert (answer.status, answer.closed) == (204, True)
 
 
