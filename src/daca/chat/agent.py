@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from agents import (
@@ -84,14 +85,8 @@ class ChatAgent:
 
     async def reply(self, instructions: str, text: str, *, turn_id: str) -> str:
         """The agent's reply to ``text``; raises ``ModelFailedError`` / ``ModelTimeoutError``."""
-        try:
+        with self._model_errors(turn_id):
             output = await self._run(instructions, text)
-        except TimeoutError as exc:
-            logger.warning("Turn %s: the model did not answer within %s s", turn_id, self._timeout)
-            raise ModelTimeoutError(_TIMEOUT_DETAIL) from exc
-        except (AgentsException, OpenAIError) as exc:
-            logger.warning("Turn %s: the model failed: %s", turn_id, type(exc).__name__)
-            raise ModelFailedError(_FAILED_DETAIL) from exc
         return _text(output, turn_id)
 
     async def stream(
@@ -100,7 +95,7 @@ class ChatAgent:
         """The reply to ``text`` as it is generated, then ``Final``; raises
         ``ModelFailedError`` / ``ModelTimeoutError`` (possibly after some deltas)."""
         agent = self._agent(instructions)
-        try:
+        with self._model_errors(turn_id):
             async with asyncio.timeout(self._timeout):
                 result = Runner.run_streamed(
                     agent, text, max_turns=self._max_turns, run_config=_NO_TRACING
@@ -109,13 +104,19 @@ class ChatAgent:
                     item = _stream_item(event)
                     if item is not None:
                         yield item
+        yield Final(_text(result.final_output, turn_id))
+
+    @contextmanager
+    def _model_errors(self, turn_id: str) -> Iterator[None]:
+        """Every model failure in the block as a ``ChatError`` (logged without contents)."""
+        try:
+            yield
         except TimeoutError as exc:
             logger.warning("Turn %s: the model did not answer within %s s", turn_id, self._timeout)
             raise ModelTimeoutError(_TIMEOUT_DETAIL) from exc
         except (AgentsException, OpenAIError) as exc:
             logger.warning("Turn %s: the model failed: %s", turn_id, type(exc).__name__)
             raise ModelFailedError(_FAILED_DETAIL) from exc
-        yield Final(_text(result.final_output, turn_id))
 
     async def _run(self, instructions: str, text: str) -> object:
         """One agent run within the time limit; its final output."""
