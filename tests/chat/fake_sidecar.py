@@ -103,11 +103,14 @@ class FakeSidecar:
             await self._both_arrived.wait()
 
     def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
-        """``memories/{user}`` (GET, and DELETE: forget) and ``conversations/{session}?limit=N``."""
+        """``memories/{user}`` (GET, and DELETE: forget), ``memories/{user}/sessions`` and
+        ``conversations/{session}?limit=N``."""
         kind, _, key = method.partition("/")
         user, _, rest = key.partition("/")
         if kind == "memories" and rest.startswith("facts"):
             return self._facts_route(request, user, rest.removeprefix("facts").strip("/"))
+        if kind == "memories" and rest == "sessions":
+            return httpx.Response(200, json={"user_id": user, "sessions": self._sessions(user)})
         if kind == "memories" and request.method == "DELETE":
             self.users.pop(key, None)
             sessions = sorted(
@@ -125,6 +128,22 @@ class FakeSidecar:
         recent = history[-limit:] if limit else []
         body = {"session_id": key, "history": recent, "total_entries": len(history)}
         return httpx.Response(200, json=body)
+
+    def _sessions(self, user: str) -> list[dict[str, Any]]:
+        """The user's sessions, from the chat's own session records (newest first)."""
+        found = []
+        for name, (value, _) in self.state.items():
+            if not (name.startswith("session:") and isinstance(value, dict)):
+                continue
+            if value.get("user_id") != user:
+                continue
+            turns = value["turns"]
+            found.append({
+                "session_id": value["session_id"], "title": turns[0]["user_message"][:80],
+                "started_at": turns[0]["timestamp"], "last_at": turns[-1]["timestamp"],
+                "turns": len(turns),
+            })  # fmt: skip
+        return sorted(found, key=lambda info: info["last_at"], reverse=True)
 
     def _facts_route(self, request: httpx.Request, user: str, fact_id: str) -> httpx.Response:
         """``memories/{user}/facts`` (GET) and ``memories/{user}/facts/{id}`` (DELETE)."""

@@ -240,7 +240,8 @@ def test_up_finds_the_run_file_in_a_parent_and_prints_where_to_go(
     result = invoke(["up"])
     assert result.exit_code == 0, result.output
     assert "chat-service: http://127.0.0.1:8010  (sidecar: http://127.0.0.1:3500)" in result.stdout
-    assert "chat with it: POST http://127.0.0.1:8010/chat/" in result.stdout
+    chat_with_it = "chat with it: http://127.0.0.1:8010/ui in a browser, or POST "
+    assert f"{chat_with_it}http://127.0.0.1:8010/chat/" in result.stdout
     assert "LLM provider: offline" in result.stdout
 
 

@@ -106,6 +106,17 @@ def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[by
     params = {"q": "tommorrow trip", "k": "3"}  # the README's query, its typo included
     found = httpx.get(f"{MEMORY}/memories/junaid/search", params=params).json()["results"]
     assert any(r["session_id"] == "s1" and "SF" in r["text"] for r in found), found
+    # The web page's address in the README's table, and the session switcher's routes.
+    page = httpx.get(f"{CHAT}/ui")
+    assert page.status_code == 200 and "/ui/assets/app.js" in page.text
+
+    def listed() -> list[str] | None:
+        answer = httpx.get(f"{CHAT}/memories/junaid/sessions").json()["sessions"]
+        return [s["session_id"] for s in answer] if len(answer) == 2 else None
+
+    assert eventually(listed) == ["s2", "s1"]
+    earlier = httpx.get(f"{CHAT}/memories/junaid/sessions/s1").json()["history"]
+    assert earlier[0]["content"] == "I am planning to go to SF tomorrow."
     forgotten = httpx.delete(f"{CHAT}/memories/junaid", timeout=30)
     assert forgotten.status_code == 200, forgotten.text
     assert forgotten.json()["sessions"] == ["s1", "s2"]

@@ -94,3 +94,35 @@ async def test_search_reads_a_bounded_tail_of_a_long_history(
 def test_results_keep_recency_for_equal_scores() -> None:
     documents = [doc("new", "coffee at noon"), doc("old", "coffee at noon")]
     assert [hit.document.source for hit in search(documents, "coffee", 2)] == ["new", "old"]
+
+
+async def test_the_sessions_route_lists_a_users_sessions_newest_first(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    async with running_app(sidecar, writer) as client:
+        said = [
+            ("s1", "t1", "2026-12-01T10:00:00+00:00", "  My sister\nlives in Porto. "),
+            ("s2", "t2", "2026-12-01T11:00:00+00:00", "I bought a red bicycle. " * 10),
+            ("s1", "t3", "2026-12-01T12:00:00+00:00", "She is a doctor."),
+            ("x9", "t4", "2026-12-01T13:00:00+00:00", "Someone else's session."),
+        ]
+        for session, turn, at, text in said:
+            user = "bob" if session == "x9" else "alice"
+            event = {**conversation(user=user, session=session, turn=turn), "timestamp": at}
+            event["user_message"] = text
+            assert await deliver(client, envelope(event)) == "SUCCESS"
+        # Listed while pending, and the same once the summary moved the turns to the log.
+        for _ in range(2):
+            answer = await client.get("/memories/alice/sessions")
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["user_id"] == "alice"
+            first, second = body["sessions"]
+            assert (first["session_id"], first["turns"]) == ("s1", 2)
+            assert first["title"] == "My sister lives in Porto."
+            assert (first["started_at"], first["last_at"]) == (said[0][2], said[2][2])
+            assert (second["session_id"], second["turns"]) == ("s2", 1)
+            assert len(second["title"]) == 80 and second["title"].endswith("…")
+            await wait_for(lambda: sidecar.value("log:alice") is not None)
+        nobody = await client.get("/memories/nobody/sessions")
+        assert nobody.json() == {"user_id": "nobody", "sessions": []}

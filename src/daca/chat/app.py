@@ -22,7 +22,7 @@ from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
 from daca.chat.openapi import access_responses, completion
 from daca.chat.recorder import Backoff, TurnRecorder
-from daca.chat.routes import chat, memories, root, users
+from daca.chat.routes import chat, memories, root, ui, users
 from daca.chat.service import ChatService
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import TurnLog
@@ -134,9 +134,11 @@ def create_app(
         (chat.router, True),
         (users.router, True),
         (memories.router, True),
+        (ui.router, True),
     ):
         responses = access_responses(settings.access, acts_for_a_user=acts_for_a_user)
         app.include_router(router, responses=responses)
+    app.mount("/ui/assets", ui.assets(), name="ui-assets")
     app.state.token_verifier = (
         TokenVerifier(settings.access) if settings.access.production else None
     )

@@ -24,6 +24,8 @@ from daca.contracts.models import (
     Facts,
     SearchResult,
     SearchResults,
+    SessionInfo,
+    Sessions,
     UserMetadata,
 )
 from daca.dapr.client import DaprClient
@@ -74,11 +76,15 @@ class MemoryClient:
         response = _ok(await self._dapr.invoke(self._app_id, f"memories/{user_id}"))
         return UserMetadata.model_validate_json(response.content)
 
-    async def recent(self, session_id: str, limit: int) -> list[ConversationEntry]:
+    async def history(self, session_id: str, limit: int) -> ConversationHistory:
         """``GET /conversations/{session_id}?limit=N`` on the memory service."""
         method = f"conversations/{session_id}"
         response = await self._dapr.invoke(self._app_id, method, params={"limit": str(limit)})
-        return ConversationHistory.model_validate_json(_ok(response).content).history
+        return ConversationHistory.model_validate_json(_ok(response).content)
+
+    async def recent(self, session_id: str, limit: int) -> list[ConversationEntry]:
+        """The session's most recent ``limit`` entries."""
+        return (await self.history(session_id, limit)).history
 
     async def search(
         self, user_id: str, query: str, k: int, *, exclude_session: str | None = None
@@ -96,6 +102,11 @@ class MemoryClient:
         """``GET /memories/{user_id}/facts`` on the memory service."""
         response = await self._dapr.invoke(self._app_id, f"memories/{user_id}/facts")
         return Facts.model_validate_json(_ok(response).content).facts
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """``GET /memories/{user_id}/sessions`` on the memory service."""
+        response = await self._dapr.invoke(self._app_id, f"memories/{user_id}/sessions")
+        return Sessions.model_validate_json(_ok(response).content).sessions
 
     async def forget_fact(self, user_id: str, fact_id: str) -> bool:
         """``DELETE /memories/{user_id}/facts/{fact_id}``: ``False`` when there is no such fact."""

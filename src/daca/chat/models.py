@@ -99,3 +99,12 @@ class Forgotten(BaseModel):
     status: Literal["forgotten"]
     user_id: Identifier
     sessions: list[Identifier]
+
+
+class Identity(BaseModel):
+    """``GET /me``: the service's access mode and, in production mode, the token's user."""
+
+    mode: Literal["local", "production"]
+    user_id: Identifier | None = Field(
+        default=None, description="the token's user (production mode); local mode has none"
+    )

@@ -100,6 +100,11 @@ FACT_RESPONSES = {
     **error_responses({404: "The user has no fact of that id (or the path names no route)."}),
 }
 
+SESSION_RESPONSES = {
+    **FORGET_RESPONSES,
+    **error_responses({404: "The user has no session of that id (or the path names no route)."}),
+}
+
 USERS_RESPONSES = error_responses(
     {400: _UNREADABLE, 422: "The request does not match the schema.", **_INTERNAL}
 )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
+from pydantic import ValidationError
+
 from daca.chat.agent import ChatAgent, Delta, ToolCall, ToolOutput
 from daca.chat.errors import (
     BacklogFullError,
@@ -29,6 +31,7 @@ from daca.chat.errors import (
 from daca.chat.memory_client import MemoryClient, MemoryReadError, MemorySnapshot
 from daca.chat.models import (
     Forgotten,
+    Identity,
     Message,
     Response,
     ResponseMetadata,
@@ -39,11 +42,20 @@ from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
 from daca.contracts.events import ConversationUpdated, UserRegistered
-from daca.contracts.models import MAX_REPLY_CHARS, ConversationEntry, SearchResult
+from daca.contracts.models import (
+    MAX_REPLY_CHARS,
+    ConversationEntry,
+    ConversationHistory,
+    SearchResult,
+    Sessions,
+)
 from daca.dapr.errors import DaprClientError
 from daca.llm.prompts import build_chat_instructions
 
 logger = logging.getLogger(__name__)
+
+#: How many entries of an earlier session ``session_history`` returns at most (its newest).
+HISTORY_VIEW_ENTRIES = 200
 
 
 def check_text(text: str, limit: int) -> str:
@@ -205,6 +217,50 @@ class ChatService:
         return UserMemory(
             user_id=user_id, name=metadata.name, user_summary=metadata.user_summary, facts=facts
         )
+
+    def identity(self, caller: str | None) -> Identity:
+        """The access mode and the caller it proved (production mode)."""
+        if self.settings.access.production:
+            return Identity(mode="production", user_id=caller)
+        return Identity(mode="local")
+
+    async def sessions(self, user_id: str, *, caller: str | None = None) -> Sessions:
+        """The user's sessions, the most recently active first, from the memory service."""
+        check_caller(caller, user_id)
+        try:
+            found = await self.memory.sessions(user_id)
+        except (DaprClientError, MemoryReadError, ValidationError) as exc:
+            raise MemoryUnavailableError(
+                f"The memory service could not list the sessions ({type(exc).__name__}); try again."
+            ) from exc
+        return Sessions(user_id=user_id, sessions=found)
+
+    async def session_history(
+        self, user_id: str, session_id: str, *, caller: str | None = None
+    ) -> ConversationHistory:
+        """The newest ``HISTORY_VIEW_ENTRIES`` entries of one of the user's sessions: the
+        memory service's history merged with this service's record (which has the latest turns
+        before pub/sub delivers them, and the recent ones when the memory service is down)."""
+        check_caller(caller, user_id)
+        try:
+            own = await self.turns.session(session_id)
+        except DaprClientError as exc:
+            raise MemoryUnavailableError(
+                f"The session could not be read ({type(exc).__name__}); try again."
+            ) from exc
+        if own is None or own.user_id != user_id:
+            raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.")
+        remembered = ConversationHistory(session_id=session_id)
+        try:
+            remembered = await self.memory.history(session_id, HISTORY_VIEW_ENTRIES)
+        except (DaprClientError, MemoryReadError, ValidationError) as exc:
+            logger.warning(
+                "History of %s unavailable, using the recent turns: %s",
+                session_id, type(exc).__name__,
+            )  # fmt: skip
+        history = merge_recent(remembered.history, own, HISTORY_VIEW_ENTRIES)
+        total = max(remembered.total_entries, len(history))
+        return ConversationHistory(session_id=session_id, history=history, total_entries=total)
 
     async def forget_fact(self, user_id: str, fact_id: str, *, caller: str | None = None) -> None:
         """Have the memory service remove one fact; ``FactNotFoundError`` when it has none."""

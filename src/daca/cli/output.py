@@ -116,7 +116,7 @@ def up_summary(run_file: RunFile, llm_provider: str | None) -> list[str]:
         url = f"http://127.0.0.1:{app.app_port}" if app.app_port else "no port"
         lines.append(f"  {app.app_id}: {url}  (sidecar: {sidecar})")
         if "chat" in app.app_id and app.app_port:
-            lines.append(f"    chat with it: POST {url}/chat/")
+            lines.append(f"    chat with it: {url}/ui in a browser, or POST {url}/chat/")
     if llm_provider is not None:
         lines.append(f"LLM provider: {llm_provider}")
     return lines

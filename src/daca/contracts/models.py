@@ -53,6 +53,7 @@ def utc_now_iso() -> str:
 #: 422, every event a DROP to the dead-letter topic).
 MAX_MESSAGE_CHARS = 16_000  # a user message in an event (the chat API's own default is 4000)
 MAX_QUERY_CHARS = 2_000  # a search query: it travels in a URL, and only its words matter
+MAX_TITLE_CHARS = 80  # a session's title: its first message, shortened for a list
 MAX_REPLY_CHARS = 32_000  # an assistant reply in an event
 MAX_SUMMARY_CHARS = 4_000  # user_summary, initialised or written by the LLM
 MAX_NAME_CHARS = 200  # name, preferred_style
@@ -157,6 +158,26 @@ class Facts(BaseModel):
 
     user_id: Identifier
     facts: list[Fact] = Field(default_factory=list)
+
+
+class SessionInfo(BaseModel):
+    """One of a user's sessions, as the memory service knows it
+    (``GET /memories/{user_id}/sessions``)."""
+
+    session_id: Identifier
+    title: str = Field(
+        max_length=MAX_TITLE_CHARS, description="the session's first message, shortened"
+    )
+    started_at: Timestamp
+    last_at: Timestamp
+    turns: int = Field(ge=1, description="how many of the session's turns the memory holds")
+
+
+class Sessions(BaseModel):
+    """A user's sessions, the most recently active first."""
+
+    user_id: Identifier
+    sessions: list[SessionInfo] = Field(default_factory=list)
 
 
 class SearchResult(BaseModel):

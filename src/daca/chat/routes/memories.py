@@ -13,8 +13,9 @@ from fastapi.responses import Response
 
 from daca.chat.deps import Caller, Chat
 from daca.chat.models import Forgotten, UserMemory
-from daca.chat.openapi import FACT_RESPONSES, FORGET_RESPONSES
+from daca.chat.openapi import FACT_RESPONSES, FORGET_RESPONSES, SESSION_RESPONSES
 from daca.contracts.ids import Identifier
+from daca.contracts.models import ConversationHistory, Sessions
 
 router = APIRouter(tags=["memories"])
 
@@ -25,6 +26,24 @@ UserId = Annotated[Identifier, Path()]
 async def user_memory(user_id: UserId, service: Chat, caller: Caller) -> UserMemory:
     """The user's summary and current facts, each fact with the turns it came from."""
     return await service.user_memory(user_id, caller=caller)
+
+
+@router.get("/memories/{user_id}/sessions", response_model=Sessions, responses=FORGET_RESPONSES)
+async def sessions(user_id: UserId, service: Chat, caller: Caller) -> Sessions:
+    """The user's sessions, the most recently active first, each titled by its first message."""
+    return await service.sessions(user_id, caller=caller)
+
+
+@router.get(
+    "/memories/{user_id}/sessions/{session_id}",
+    response_model=ConversationHistory,
+    responses=SESSION_RESPONSES,
+)
+async def session_history(
+    user_id: UserId, session_id: Annotated[Identifier, Path()], service: Chat, caller: Caller
+) -> ConversationHistory:
+    """The newest entries (at most 200) of one of the user's sessions, oldest first."""
+    return await service.session_history(user_id, session_id, caller=caller)
 
 
 @router.delete("/memories/{user_id}/facts/{fact_id}", status_code=204, responses=FACT_RESPONSES)

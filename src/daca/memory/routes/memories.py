@@ -11,6 +11,7 @@ from daca.contracts.models import (
     MAX_QUERY_CHARS,
     Facts,
     SearchResults,
+    Sessions,
     UserMetadata,
     UserProfile,
 )
@@ -21,6 +22,7 @@ from daca.memory.models import FactDeleted, Forgotten, Initialized
 from daca.memory.openapi import BY_ID_RESPONSES, BY_ID_WITH_BODY_RESPONSES, FACT_RESPONSES
 from daca.memory.recall import search_memories
 from daca.memory.records import FactBook
+from daca.memory.sessions import user_sessions
 from daca.memory.statekit import parse
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[AppToken])
@@ -66,6 +68,14 @@ async def search(
         services.client, services.settings.state_store, user_id, q, k,
         exclude_session=exclude_session, embedder=services.embedder,
     )  # fmt: skip
+
+
+@router.get("/{user_id}/sessions", response_model=Sessions, responses=BY_ID_RESPONSES)
+async def list_sessions(user_id: UserId, services: Services) -> Sessions:
+    """The user's sessions, the most recently active first, each with its first message as a
+    title: the sessions of the newest 1000 logged turns and of the pending ones."""
+    found = await user_sessions(services.client, services.settings.state_store, user_id)
+    return Sessions(user_id=user_id, sessions=found)
 
 
 @router.get("/{user_id}/facts", response_model=Facts, responses=BY_ID_RESPONSES)
