@@ -160,6 +160,16 @@ async def test_forgetting_everything_empties_the_page_after_a_confirm(
         said = page.locator("#messages .message.user .text")
         await expect(said).to_have_text(["I live in Lisbon."])
 
+        # A refused message says why in the page, and nothing is stored.
+        await page.get_by_role("textbox", name="Message").fill("x" * 4001)
+        await page.get_by_role("button", name="Send").click()
+        refused = page.locator(".message.assistant").last
+        await expect(refused).to_have_attribute("data-state", "failed")
+        await expect(refused.locator(".error")).to_contain_text("the limit is 4000")
+        await expect(page.locator("#status")).to_contain_text("nothing was stored")
+        assert [e for e in errors if "status of 422" not in e] == [], errors
+        errors.clear()  # Chromium logs the refused request itself
+
         await page.get_by_role("button", name="Forget everything about me").click()
         await confirm(page)
         await expect(page.locator("#status")).to_contain_text("Forgotten: 1 session")
