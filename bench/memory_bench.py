@@ -46,7 +46,7 @@ def wait(check: Any, timeout: float = 120.0, interval: float = 0.05) -> None:
 
 
 def metrics(client: httpx.Client) -> dict[str, int]:
-    answer: dict[str, int] = client.get(f"{MEMORY}/metrics").json()
+    answer: dict[str, int] = client.get(f"{MEMORY}/healthz").json()["metrics"]
     return answer
 
 

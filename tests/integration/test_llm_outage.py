@@ -45,7 +45,7 @@ async def test_failing_then_hanging_llm_loses_no_turn(tmp_path: Path, redis_url:
                 return memory["user_summary"] == "u1 likes green tea."
 
             await eventually(summarised, timeout=20)
-            metrics = (await system.memory.get("/metrics")).json()
+            metrics = (await system.memory.get("/healthz")).json()["metrics"]
             await writer.aclose()
     assert len(llm.requests) >= 3  # the failure, the hang, then the call that answered
     assert metrics["summary_failures"] >= 2

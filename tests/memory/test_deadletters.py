@@ -17,7 +17,7 @@ async def test_dead_letters_are_stored_and_listed(client: httpx.AsyncClient) -> 
     assert listed["count"] == 2
     assert listed["events"][0] == event
     assert "not json" in listed["events"][1]["raw"]
-    assert (await client.get("/metrics")).json()["dead_letters_stored"] == 3
+    assert (await client.get("/healthz")).json()["metrics"]["dead_letters_stored"] == 3
 
 
 async def test_dead_letters_are_bounded(sidecar: FakeSidecar) -> None:

@@ -66,6 +66,8 @@ async def test_a_memory_sharing_no_word_with_the_query_is_found_through_embeddin
         await wait_for(lambda: sidecar.value("pending:alice") == {"turns": []})
         [found, *_] = await search(client, QUESTION)
         assert found["text"] == KICKBOXING
+        metrics = (await client.get("/metrics")).text
+        assert 'daca_llm_calls_total{outcome="ok",purpose="embedding"} 2.0' in metrics
     # One embeddings call for the batch of turns (the summary round), one per search.
     assert [len(inputs) for inputs in embeddings.embedding_inputs] == [3, 1]
     # A round of more texts than a request carries is sent in several.
@@ -96,6 +98,9 @@ async def test_an_embeddings_failure_stores_the_turns_and_searches_lexically(
         assert logged["embedding"] is None
         [found] = await search(client, "kickboxing")
         assert found["text"] == KICKBOXING
+        metrics = (await client.get("/metrics")).text
+        # The summary round's call failed; with no vectors stored, search embeds nothing.
+        assert 'daca_llm_calls_total{outcome="error",purpose="embedding"} 1.0' in metrics
 
 
 def test_an_embeddings_endpoint_needs_a_model() -> None:

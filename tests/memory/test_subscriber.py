@@ -52,7 +52,7 @@ async def test_redelivery_appends_nothing(client: httpx.AsyncClient) -> None:
     assert await deliver(client, event) == "SUCCESS"
     assert await deliver(client, envelope(conversation(turn="t1"))) == "SUCCESS"
     assert (await history(client))["total_entries"] == 2
-    metrics = (await client.get("/metrics")).json()
+    metrics = (await client.get("/healthz")).json()["metrics"]
     assert (metrics["events_handled"], metrics["duplicates_skipped"]) == (3, 2)
 
 
@@ -106,7 +106,7 @@ async def test_malformed_events_are_dropped(
 ) -> None:
     assert await deliver(client, body) == "DROP"
     assert sidecar.state == {}
-    assert (await client.get("/metrics")).json()["events_dropped"] == 1
+    assert (await client.get("/healthz")).json()["metrics"]["events_dropped"] == 1
 
 
 async def test_sidecar_down_is_retry(client: httpx.AsyncClient, sidecar: FakeSidecar) -> None:
@@ -115,7 +115,7 @@ async def test_sidecar_down_is_retry(client: httpx.AsyncClient, sidecar: FakeSid
     sidecar.down = False
     assert await deliver(client, envelope(conversation())) == "SUCCESS"
     assert (await history(client))["total_entries"] == 2
-    assert (await client.get("/metrics")).json()["events_retried"] == 1
+    assert (await client.get("/healthz")).json()["metrics"]["events_retried"] == 1
 
 
 async def test_failing_transactions_exhaust_retries_and_answer_retry(sidecar: FakeSidecar) -> None:

@@ -72,7 +72,7 @@ async def test_writer_failure_keeps_pending_and_a_later_attempt_succeeds(
         await wait_for(lambda: summary_of(sidecar) is not None)
         assert pending_count(sidecar) == 0
         assert len(writer.calls) == 3
-        metrics = (await client.get("/metrics")).json()
+        metrics = (await client.get("/healthz")).json()["metrics"]
     assert (metrics["summary_calls"], metrics["summary_failures"]) == (3, 2)
     assert (await_history_len(sidecar)) == 2
 
@@ -96,7 +96,7 @@ async def test_slow_writer_times_out_and_is_retried(sidecar: FakeSidecar) -> Non
         await deliver(client, envelope(conversation(turn="t1")))
         await wait_for(lambda: summary_of(sidecar) is not None)
         assert pending_count(sidecar) == 0
-        assert (await client.get("/metrics")).json()["summary_failures"] == 1
+        assert (await client.get("/healthz")).json()["metrics"]["summary_failures"] == 1
 
 
 async def test_get_memories_schedules_pending_turns_after_a_restart(sidecar: FakeSidecar) -> None:
@@ -108,7 +108,7 @@ async def test_get_memories_schedules_pending_turns_after_a_restart(sidecar: Fak
     assert pending_count(sidecar) == 1
     writer = FakeWriter()
     async with running_app(sidecar, writer) as client:
-        assert (await client.get("/metrics")).json()["pending_users"] == 0
+        assert (await client.get("/healthz")).json()["metrics"]["pending_users"] == 0
         await client.get("/memories/alice")
         await wait_for(lambda: summary_of(sidecar) is not None)
         assert [t.turn_id for t in writer.calls[0][1]] == ["t1"]

@@ -20,6 +20,7 @@ from daca.access.tokens import TokenVerifier
 from daca.chat.agent import ChatAgent
 from daca.chat.errors import ChatError
 from daca.chat.memory_client import MemoryClient
+from daca.chat.metrics import ChatMetrics
 from daca.chat.openapi import access_responses, completion
 from daca.chat.recorder import Backoff, TurnRecorder
 from daca.chat.routes import chat, memories, root, ui, users
@@ -29,6 +30,7 @@ from daca.chat.turnlog import TurnLog
 from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.llm.factory import ModelChoice, build_model
+from daca.llm.metered import MeteredModel
 from daca.logsetup import configure_service_logging
 
 logger = logging.getLogger(__name__)
@@ -52,10 +54,13 @@ def _recorder(settings: ChatSettings) -> TurnRecorder:
 
 
 def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> ChatService:
-    """The chat service over the lifespan's clients."""
+    """The chat service over the lifespan's clients; every LLM call is metered."""
+    metrics = ChatMetrics()
     memory = MemoryClient(dapr, settings.memory_app_id, timeout=settings.memory_timeout_seconds)
     agent = ChatAgent(
-        choice.model, timeout=settings.agent_timeout_seconds, max_turns=settings.agent_max_turns
+        MeteredModel(choice.model, metrics.llm, "chat"),
+        timeout=settings.agent_timeout_seconds,
+        max_turns=settings.agent_max_turns,
     )
     turns = TurnLog(
         dapr,
@@ -63,7 +68,9 @@ def _service(settings: ChatSettings, dapr: DaprClient, choice: ModelChoice) -> C
         keep_turns=settings.session_keep_turns,
         ttl=settings.session_ttl_seconds,
     )
-    return ChatService(settings, memory, agent, turns, _recorder(settings))
+    recorder = _recorder(settings)
+    metrics.watch_recorder(lambda: recorder.stats.as_dict())
+    return ChatService(settings, memory, agent, turns, recorder, metrics)
 
 
 async def _open(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
@@ -25,10 +26,13 @@ from daca.chat.errors import (
     InvalidMessageError,
     MemoryUnavailableError,
     MessageTooLongError,
+    ModelFailedError,
+    ModelTimeoutError,
     SessionNotFoundError,
     WrongUserError,
 )
 from daca.chat.memory_client import MemoryClient, MemoryReadError, MemorySnapshot
+from daca.chat.metrics import ChatMetrics
 from daca.chat.models import (
     Forgotten,
     Identity,
@@ -95,6 +99,7 @@ class PreparedTurn:
     text: str
     instructions: str
     memories: list[SearchResult]
+    started: float = field(default_factory=time.perf_counter)
 
     def response(self, reply: str) -> Response:
         """The answer to the client."""
@@ -112,6 +117,7 @@ class ChatService:
     agent: ChatAgent
     turns: TurnLog
     recorder: TurnRecorder
+    metrics: ChatMetrics = field(default_factory=ChatMetrics)
 
     async def answer(self, message: Message, *, caller: str | None = None) -> Response:
         """Read memory and the session, run the agent, record the turn, return the reply.
@@ -119,36 +125,54 @@ class ChatService:
         ``caller`` is the authenticated user (production mode), who must be the message's.
         """
         turn = await self.prepare(message, caller=caller)
-        reply = await self.agent.reply(turn.instructions, turn.text, turn_id=turn.turn_id)
+        agent_started = time.perf_counter()
+        try:
+            reply = await self.agent.reply(turn.instructions, turn.text, turn_id=turn.turn_id)
+        except (ModelFailedError, ModelTimeoutError):
+            self.metrics.turns.labels("failed").inc()
+            raise
+        self.metrics.phase("agent", time.perf_counter() - agent_started)
         await self._record_turn(turn, reply)
         return turn.response(reply)
 
     async def prepare(self, message: Message, *, caller: str | None = None) -> PreparedTurn:
         """Everything a turn needs before the agent runs (every refusal is raised here, so a
         stream starts only for a turn that will run)."""
+        started = time.perf_counter()
         check_caller(caller, message.user_id)
         text = check_text(message.text, self.settings.max_message_chars)
         if not self.recorder.accepting:
             raise BacklogFullError("Too many turns wait to be recorded; try again shortly.")
         session_id = (message.metadata and message.metadata.session_id) or new_id()
+        reading = time.perf_counter()
         instructions, memories = await self._instructions(message.user_id, session_id, text)
-        return PreparedTurn(message.user_id, session_id, new_id(), text, instructions, memories)
+        self.metrics.phase("memory_read", time.perf_counter() - reading)
+        return PreparedTurn(
+            message.user_id, session_id, new_id(), text, instructions, memories, started
+        )
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[StreamEvent]:
         """The turn as events: the memories used, the reply's text as it is generated, tool
         calls and outputs, then ``done`` (the ``Response``) once the turn is recorded. A stream
         that fails or is abandoned before the reply is complete records nothing."""
         yield "memories", {"memories": [m.model_dump(mode="json") for m in turn.memories]}
-        async for item in self.agent.stream(turn.instructions, turn.text, turn_id=turn.turn_id):
-            if isinstance(item, Delta):
-                yield "delta", {"text": item.text}
-            elif isinstance(item, ToolCall):
-                yield "tool_call", {"name": item.name, "arguments": item.arguments}
-            elif isinstance(item, ToolOutput):
-                yield "tool_output", {"output": item.output}
-            else:
-                await self._record_turn(turn, item.text)
-                yield "done", turn.response(item.text).model_dump(mode="json")
+        agent_started = time.perf_counter()
+        try:
+            items = self.agent.stream(turn.instructions, turn.text, turn_id=turn.turn_id)
+            async for item in items:
+                if isinstance(item, Delta):
+                    yield "delta", {"text": item.text}
+                elif isinstance(item, ToolCall):
+                    yield "tool_call", {"name": item.name, "arguments": item.arguments}
+                elif isinstance(item, ToolOutput):
+                    yield "tool_output", {"output": item.output}
+                else:
+                    self.metrics.phase("agent", time.perf_counter() - agent_started)
+                    await self._record_turn(turn, item.text)
+                    yield "done", turn.response(item.text).model_dump(mode="json")
+        except (ModelFailedError, ModelTimeoutError):
+            self.metrics.turns.labels("failed").inc()
+            raise
 
     async def _instructions(
         self, user_id: str, session_id: str, text: str
@@ -187,10 +211,15 @@ class ChatService:
             user_id=user_id, session_id=session_id, turn_id=turn_id,
             user_message=text, assistant_reply=reply[:MAX_REPLY_CHARS],
         )  # fmt: skip
+        publishing = time.perf_counter()
         try:
             await self.recorder.record(f"turn {turn_id}", lambda: self.turns.record_turn(event))
         except SessionOwnershipError as exc:  # another user created the session meanwhile
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.") from exc
+        finished = time.perf_counter()
+        self.metrics.phase("publish", finished - publishing)
+        self.metrics.phase("total", finished - turn.started)
+        self.metrics.turns.labels("answered").inc()
         logger.info("Turn %s of session %s answered for user %s", turn_id, session_id, user_id)
 
     async def register(

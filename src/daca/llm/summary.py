@@ -21,8 +21,10 @@ from openai import OpenAIError
 from daca.contracts.models import ConversationTurn
 from daca.llm.factory import ModelChoice, build_model
 from daca.llm.memory_update import MemoryUpdate, UnreadableUpdate, read_update
+from daca.llm.metered import MeteredModel
 from daca.llm.prompts import SUMMARY_INSTRUCTIONS, build_summary_input
 from daca.llm.settings import LLMSettings
+from daca.telemetry.metrics import LLMMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +51,25 @@ class LLMSummaryWriter:
 
     @classmethod
     def from_settings(
-        cls, settings: LLMSettings, *, timeout: float = DEFAULT_SUMMARY_TIMEOUT
+        cls,
+        settings: LLMSettings,
+        *,
+        timeout: float = DEFAULT_SUMMARY_TIMEOUT,
+        metrics: LLMMetrics | None = None,
     ) -> Self:
-        """A writer using the model ``settings`` select (the offline model when none is set)."""
+        """A writer using the model ``settings`` select (the offline model when none is set),
+        its calls counted in ``metrics`` (purpose ``summary``) when given."""
         choice = build_model(settings)
         logger.info("Summary writer uses %s", choice.describe())
-        return cls(choice.model, timeout=timeout, choice=choice)
+        model = choice.model if metrics is None else MeteredModel(choice.model, metrics, "summary")
+        return cls(model, timeout=timeout, choice=choice)
 
     @classmethod
-    def from_env(cls, *, timeout: float = DEFAULT_SUMMARY_TIMEOUT) -> Self:
+    def from_env(
+        cls, *, timeout: float = DEFAULT_SUMMARY_TIMEOUT, metrics: LLMMetrics | None = None
+    ) -> Self:
         """A writer configured from the environment and ``.env`` (see ``LLMSettings``)."""
-        return cls.from_settings(LLMSettings(), timeout=timeout)
+        return cls.from_settings(LLMSettings(), timeout=timeout, metrics=metrics)
 
     async def aclose(self) -> None:
         """Close the model's HTTP client, if this writer built one."""

@@ -23,10 +23,12 @@ from daca.logsetup import configure_service_logging
 from daca.memory.container import build_services
 from daca.memory.embeddings import Embedder, OpenAIEmbedder
 from daca.memory.errors import CorruptRecordError
+from daca.memory.metrics import MemoryMetrics
 from daca.memory.openapi import access_responses, completion
 from daca.memory.routes import conversations, deadletters, memories, root
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
+from daca.telemetry.metrics import LLMMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,10 @@ def _lifespan(
                 settings, timeout=settings.dapr_timeout_seconds, transport=transport
             )
             stack.push_async_callback(client.aclose)
-            writer = summary_writer or await _default_writer(stack)
-            services = build_services(settings, client, writer, _embedder(settings, stack))
+            metrics = MemoryMetrics()
+            writer = summary_writer or await _default_writer(stack, metrics.llm)
+            embedder = _embedder(settings, stack, metrics.llm)
+            services = build_services(settings, client, writer, embedder, metrics)
             stack.push_async_callback(services.summarizer.aclose)
             app.state.services = services
             logger.info("memory service %s using sidecar %s", settings.app_id, settings.base_url)
@@ -82,16 +86,19 @@ def _lifespan(
     return lifespan
 
 
-async def _default_writer(stack: AsyncExitStack) -> SummaryWriter:
-    """The LLM summary writer configured from the environment (imported only when needed)."""
+async def _default_writer(stack: AsyncExitStack, metrics: LLMMetrics) -> SummaryWriter:
+    """The LLM summary writer configured from the environment (imported only when needed),
+    each of its calls metered."""
     from daca.llm.summary import LLMSummaryWriter
 
-    writer = LLMSummaryWriter.from_env()
+    writer = LLMSummaryWriter.from_env(metrics=metrics)
     stack.push_async_callback(writer.aclose)
     return writer
 
 
-def _embedder(settings: MemorySettings, stack: AsyncExitStack) -> Embedder | None:
+def _embedder(
+    settings: MemorySettings, stack: AsyncExitStack, metrics: LLMMetrics
+) -> Embedder | None:
     """The embeddings client, when ``EMBEDDINGS_BASE_URL``/``EMBEDDINGS_MODEL`` are set."""
     if not (settings.embeddings_base_url and settings.embeddings_model):
         logger.info("search is lexical: no embeddings endpoint configured")
@@ -102,6 +109,7 @@ def _embedder(settings: MemorySettings, stack: AsyncExitStack) -> Embedder | Non
         settings.embeddings_model,
         api_key=key.get_secret_value() if key else None,
         timeout=settings.embeddings_timeout_seconds,
+        metrics=metrics,
     )
     stack.push_async_callback(embedder.aclose)
     logger.info("search is hybrid: %s", embedder.describe())

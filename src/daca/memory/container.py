@@ -9,7 +9,7 @@ from daca.memory.deadletters import DeadLetterStore
 from daca.memory.embeddings import Embedder
 from daca.memory.events import EventHandler
 from daca.memory.history import HistoryStore
-from daca.memory.metrics import Counters
+from daca.memory.metrics import Counters, MemoryMetrics
 from daca.memory.settings import MemorySettings
 from daca.memory.summaries import SummaryStore
 from daca.memory.summarizer import Summarizer, SummaryWriter
@@ -28,6 +28,7 @@ class MemoryServices:
     summarizer: Summarizer
     dead_letters: DeadLetterStore
     events: EventHandler
+    prometheus: MemoryMetrics
     embedder: Embedder | None = None
 
     def metrics(self) -> dict[str, int]:
@@ -40,12 +41,15 @@ def build_services(
     client: DaprClient,
     writer: SummaryWriter,
     embedder: Embedder | None = None,
+    metrics: MemoryMetrics | None = None,
 ) -> MemoryServices:
     """Wire the stores, the summarizer and the event handler around one Dapr client."""
-    counters = Counters()
+    metrics = metrics or MemoryMetrics()
+    counters = metrics.counters
     history, users = HistoryStore(client, settings), UserStore(client, settings)
     store = SummaryStore(client, settings, embedder)
-    summarizer = Summarizer(store, writer, settings, counters)
+    summarizer = Summarizer(store, writer, settings, metrics)
+    metrics.watch_pending_users(lambda: summarizer.pending_users)
     return MemoryServices(
         settings=settings,
         client=client,
@@ -55,5 +59,6 @@ def build_services(
         summarizer=summarizer,
         dead_letters=DeadLetterStore(client, settings),
         events=EventHandler(history, users, summarizer, counters),
+        prometheus=metrics,
         embedder=embedder,
     )

@@ -12,14 +12,18 @@ and the search is lexical, with a warning.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
 import struct
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
 import httpx
+
+from daca.telemetry.metrics import LLMMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class OpenAIEmbedder:
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: LLMMetrics | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
@@ -62,6 +67,7 @@ class OpenAIEmbedder:
             transport=transport, trust_env=False,
         )  # fmt: skip
         self._model = model
+        self._metrics = metrics
 
     def describe(self) -> str:
         """The model and endpoint, for the start-up log (no key)."""
@@ -75,7 +81,24 @@ class OpenAIEmbedder:
         return vectors
 
     async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
-        """One request."""
+        """One request, counted in the metrics (purpose ``embedding``) when there are some."""
+        started, outcome, tokens = time.perf_counter(), "error", 0
+        try:
+            vectors, tokens = await self._request(texts)
+            outcome = "ok"
+            return vectors
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            if self._metrics is not None:
+                seconds = time.perf_counter() - started
+                self._metrics.observe(
+                    "embedding", outcome, seconds, input_tokens=tokens, output_tokens=0
+                )
+
+    async def _request(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """The vectors of ``texts`` and the tokens the endpoint reports (0 if it does not)."""
         body = {"model": self._model, "input": [text or " " for text in texts]}
         try:
             response = await self._client.post("embeddings", json=body)
@@ -84,13 +107,16 @@ class OpenAIEmbedder:
         if not response.is_success:
             raise EmbeddingError(f"embeddings endpoint answered {response.status_code}")
         try:
-            data = sorted(response.json()["data"], key=lambda item: item["index"])
+            payload = response.json()
+            data = sorted(payload["data"], key=lambda item: item["index"])
             vectors = [[float(x) for x in item["embedding"]] for item in data]
         except (ValueError, KeyError, TypeError) as exc:
             raise EmbeddingError("embeddings endpoint answered an unreadable body") from exc
         if len(vectors) != len(texts) or any(not v for v in vectors):
             raise EmbeddingError("embeddings endpoint answered the wrong number of vectors")
-        return vectors
+        usage = payload.get("usage")
+        tokens = usage.get("prompt_tokens", 0) if isinstance(usage, dict) else 0
+        return vectors, tokens if isinstance(tokens, int) else 0
 
     async def aclose(self) -> None:
         await self._client.aclose()

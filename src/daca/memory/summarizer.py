@@ -16,11 +16,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from daca.contracts.models import ConversationTurn
 from daca.llm.memory_update import MemoryUpdate
-from daca.memory.metrics import Counters
+from daca.memory.metrics import MemoryMetrics
 from daca.memory.settings import MemorySettings
 from daca.memory.summaries import SummaryStore
 
@@ -58,12 +59,13 @@ class Summarizer:
         store: SummaryStore,
         writer: SummaryWriter,
         settings: MemorySettings,
-        counters: Counters,
+        metrics: MemoryMetrics,
     ) -> None:
         self._store = store
         self._writer = writer
         self._settings = settings
-        self._counters = counters
+        self._counters = metrics.counters
+        self._lag = metrics.summary_lag
         self._schedules: dict[str, _Schedule] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -137,7 +139,9 @@ class Summarizer:
                 update = await self._writer.write(
                     batch.previous_summary, batch.turns, batch.known_facts
                 )
-            return await self._store.commit(user_id, update, batch.turns)
+            remaining = await self._store.commit(user_id, update, batch.turns)
+            self._lag.observe(_seconds_behind(batch.turns))
+            return remaining
         except Exception as exc:  # any writer or store failure keeps the turns pending
             self._counters.summary_failures += 1
             logger.warning(
@@ -163,6 +167,14 @@ class Summarizer:
         """The delay before retry number ``failures``."""
         base = self._settings.summary_retry_base_seconds
         return float(min(self._settings.summary_retry_max_seconds, base * 2 ** (failures - 1)))
+
+
+def _seconds_behind(turns: Sequence[ConversationTurn]) -> float:
+    """How long ago the oldest of ``turns`` was said (0 for a timestamp in the future)."""
+    oldest = min(datetime.fromisoformat(turn.timestamp) for turn in turns)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 
 def _now() -> float:

@@ -1,12 +1,14 @@
-"""``GET /`` and ``GET /healthz``."""
+"""``GET /``, ``GET /healthz`` and ``GET /metrics``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from daca.chat.deps import Chat
 from daca.chat.models import Health, RecorderCounters, Welcome
 from daca.chat.openapi import ROOT_RESPONSES
+from daca.telemetry.metrics import METRICS_RESPONSE, metrics_response
 
 router = APIRouter(tags=["service"], responses=ROOT_RESPONSES)
 
@@ -27,3 +29,9 @@ async def healthz(request: Request, service: Chat) -> Health:
         model=request.app.state.model_description,
         recorder=RecorderCounters(**service.recorder.stats.as_dict()),
     )
+
+
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
+async def metrics(service: Chat) -> Response:
+    """Prometheus metrics: turn latency by phase, LLM calls, the turn recorder's counters."""
+    return metrics_response(service.metrics.registry)

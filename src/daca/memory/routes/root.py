@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from daca.memory.deps import Services
 from daca.memory.models import Health, Metrics, Welcome
 from daca.memory.openapi import SERVICE_RESPONSES
+from daca.telemetry.metrics import METRICS_RESPONSE, metrics_response
 
 router = APIRouter(tags=["service"], responses=SERVICE_RESPONSES)
 
@@ -26,7 +28,8 @@ async def healthz(services: Services) -> Health:
     return Health(status="ok", app_id=services.settings.app_id, metrics=metrics)
 
 
-@router.get("/metrics", response_model=Metrics)
-async def metrics(services: Services) -> Metrics:
-    """Events handled, duplicates skipped, summary calls and failures, pending users."""
-    return Metrics(**services.metrics())
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
+async def metrics(services: Services) -> Response:
+    """Prometheus metrics: events by outcome, summary attempts, failures and lag, pending
+    users, LLM calls (the same counters as JSON are on ``/healthz``)."""
+    return metrics_response(services.prometheus.registry)
