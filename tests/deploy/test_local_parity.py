@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-KUBERNETES = ROOT / "deploy" / "kubernetes"
-
-
-def documents(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+from tests.deploy.manifests import COMPONENTS, KUBERNETES, ROOT, documents
 
 
 def without_redis_host(doc: dict[str, Any]) -> dict[str, Any]:
@@ -23,9 +16,9 @@ def without_redis_host(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "components").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in COMPONENTS.glob("*.yaml")))
 def test_kubernetes_components_match_the_local_ones(name: str) -> None:
-    local = [without_redis_host(doc) for doc in documents(ROOT / "components" / name)]
+    local = [without_redis_host(doc) for doc in documents(COMPONENTS / name)]
     cluster = [without_redis_host(doc) for doc in documents(KUBERNETES / name)]
     assert cluster == local
 

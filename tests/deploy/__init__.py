@@ -1,0 +1,1 @@
+"""Tests of the deployment files: deploy/kubernetes/, and its agreement with components/."""
