@@ -32,6 +32,7 @@ from daca.dapr.client import DaprClient
 from daca.llm.factory import ModelChoice, build_model
 from daca.llm.metered import MeteredModel
 from daca.logsetup import configure_service_logging
+from daca.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def create_app(
     """The chat service app; ``model`` and ``dapr_transport`` are the test seams."""
     configure_service_logging()
     settings = settings or ChatSettings()
+    tracing.configure("chat-service")
     app = DocumentedApp(
         title="DACA Chat Service",
         description="Chats with a user, remembering them through the memory service.",
@@ -150,4 +152,5 @@ def create_app(
         TokenVerifier(settings.access) if settings.access.production else None
     )
     apply_mode(app, settings.access, "chat service")
+    tracing.instrument_app(app)
     return app

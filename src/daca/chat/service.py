@@ -55,6 +55,7 @@ from daca.contracts.models import (
 )
 from daca.dapr.errors import DaprClientError
 from daca.llm.prompts import build_chat_instructions
+from daca.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class ChatService:
         turn = await self.prepare(message, caller=caller)
         agent_started = time.perf_counter()
         try:
-            reply = await self.agent.reply(turn.instructions, turn.text, turn_id=turn.turn_id)
+            with tracing.tracer(__name__).start_as_current_span("agent run"):
+                reply = await self.agent.reply(turn.instructions, turn.text, turn_id=turn.turn_id)
         except (ModelFailedError, ModelTimeoutError):
             self.metrics.turns.labels("failed").inc()
             raise
@@ -145,7 +147,8 @@ class ChatService:
             raise BacklogFullError("Too many turns wait to be recorded; try again shortly.")
         session_id = (message.metadata and message.metadata.session_id) or new_id()
         reading = time.perf_counter()
-        instructions, memories = await self._instructions(message.user_id, session_id, text)
+        with tracing.tracer(__name__).start_as_current_span("memory read"):
+            instructions, memories = await self._instructions(message.user_id, session_id, text)
         self.metrics.phase("memory_read", time.perf_counter() - reading)
         return PreparedTurn(
             message.user_id, session_id, new_id(), text, instructions, memories, started

@@ -27,6 +27,7 @@ from daca.dapr.errors import (
 )
 from daca.dapr.models import StateEntry, StateOperation, StateWrite, jsonable
 from daca.dapr.settings import DaprSettings
+from daca.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class DaprClient:
         self._http = httpx.AsyncClient(
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )
+        tracing.instrument_client(self._http)
 
     @classmethod
     def from_settings(

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from agents import function_tool
 
+from daca.telemetry import tracing
+
 CURRENT_TIME_TOOL_NAME = "get_current_time"
 
 
@@ -17,4 +19,5 @@ def current_utc_time() -> str:
 @function_tool(name_override=CURRENT_TIME_TOOL_NAME)
 def get_current_time() -> str:
     """Return the current date and time in UTC (ISO 8601)."""
-    return current_utc_time()
+    with tracing.tracer(__name__).start_as_current_span(f"tool {CURRENT_TIME_TOOL_NAME}"):
+        return current_utc_time()

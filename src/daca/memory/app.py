@@ -28,6 +28,7 @@ from daca.memory.openapi import access_responses, completion
 from daca.memory.routes import conversations, deadletters, memories, root
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
+from daca.telemetry import tracing
 from daca.telemetry.metrics import LLMMetrics
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def create_app(
     """Build the memory service; ``settings`` default to the environment."""
     configure_service_logging()
     settings = settings or MemorySettings()
+    tracing.configure(settings.app_id)
     app = DocumentedApp(
         title="DACA Agent Memory Service",
         description="User metadata, conversation history and summaries on Dapr",
@@ -57,6 +59,7 @@ def create_app(
         app.include_router(module.router, responses=responses)
     _add_error_handlers(app)
     apply_mode(app, settings.access, "memory service")
+    tracing.instrument_app(app)
     return app
 
 

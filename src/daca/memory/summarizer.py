@@ -13,17 +13,25 @@ turn is pending, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 from daca.contracts.models import ConversationTurn
 from daca.llm.memory_update import MemoryUpdate
 from daca.memory.metrics import MemoryMetrics
 from daca.memory.settings import MemorySettings
 from daca.memory.summaries import SummaryStore
+from daca.telemetry import tracing
+
+#: The most turns a summary's span links to (a burst's first ones).
+MAX_LINKS = 64
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,14 @@ class _Schedule:
     last_at: float
     not_before: float = 0.0
     failures: int = 0
+    #: The spans that handled the turns waiting for this summary (its span links to them).
+    turn_spans: list[SpanContext] = field(default_factory=list)
+
+    def add_turn_span(self) -> None:
+        """Remember the current span (an event's handling), at most ``MAX_LINKS``."""
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid and len(self.turn_spans) < MAX_LINKS:
+            self.turn_spans.append(context)
 
 
 class Summarizer:
@@ -82,11 +98,13 @@ class Summarizer:
         if schedule is None and self._closed:
             return
         if schedule is None:
-            self._schedules[user_id] = _Schedule(first_at=now, last_at=now)
+            schedule = self._schedules[user_id] = _Schedule(first_at=now, last_at=now)
+            schedule.add_turn_span()
             self._spawn(user_id)
             return
         schedule.first_at = now if schedule.first_at is None else schedule.first_at
         schedule.last_at = now
+        schedule.add_turn_span()
 
     def ensure_scheduled(self, user_id: str) -> None:
         """Schedule a summary unless one is already scheduled (e.g. pending after a restart)."""
@@ -101,8 +119,11 @@ class Summarizer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _spawn(self, user_id: str) -> None:
-        """Start the task that summarises ``user_id``."""
-        task = asyncio.create_task(self._run(user_id), name=f"summary:{user_id}")
+        """Start the task that summarises ``user_id`` (outside the current trace: its spans
+        start their own traces, linked to the turns they cover)."""
+        task = asyncio.create_task(
+            self._run(user_id), name=f"summary:{user_id}", context=contextvars.Context()
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -118,8 +139,14 @@ class Summarizer:
             del self._schedules[user_id]
 
     async def _round(self, user_id: str, schedule: _Schedule) -> None:
-        """One summary attempt; reschedule after a failure or when turns remain."""
-        remaining = await self._summarize(user_id)
+        """One summary attempt, one span linked to the turns it covers; reschedule after a
+        failure or when turns remain."""
+        links = [trace.Link(context) for context in schedule.turn_spans]
+        schedule.turn_spans = []
+        span = tracing.tracer(__name__).start_as_current_span("summary", links=links)
+        with span as current:
+            remaining = await self._summarize(user_id)
+            current.set_attribute("daca.outcome", "failed" if remaining is None else "ok")
         if remaining is None:
             schedule.failures += 1
             schedule.not_before = _now() + self._backoff(schedule.failures)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from opentelemetry.trace import SpanKind, StatusCode
 
 from daca.runtime.appchannel import AppChannel, request_body
 from daca.runtime.cloudevents import (
@@ -39,6 +40,7 @@ from daca.runtime.headers import UndeliverableError, delivery_headers
 from daca.runtime.pubsub.base import Message, PubSub
 from daca.runtime.resiliency import retry_delays
 from daca.runtime.resources import RetryPolicy, SubscriptionSpec
+from daca.runtime.spans import child_span
 from daca.runtime.subscriptions import Router
 from daca.runtime.ttl import has_expired
 
@@ -187,18 +189,30 @@ class Delivery:
         }
         url = self._channel.base_url + "/" + route.lstrip("/")
         timeout = aiohttp.ClientTimeout(total=self._timeout)
-        try:
-            async with self._channel.session.post(
-                url,
-                data=request_body(body),
-                headers=self._channel.headers(headers),
-                timeout=timeout,
-            ) as response:
-                status, content = response.status, await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
-            return Outcome.RETRY
-        outcome = read_outcome(status, content)
+        attributes = {"messaging.destination.name": self.spec.topic, "dapr.route": route}
+        with child_span(
+            f"pubsub/{self.spec.topic}",
+            headers.pop("traceparent", None),
+            headers.pop("tracestate", None),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            fresh=False,
+        ) as (span, trace_headers):
+            headers.update(trace_headers)
+            try:
+                async with self._channel.session.post(
+                    url,
+                    data=request_body(body),
+                    headers=self._channel.headers(headers),
+                    timeout=timeout,
+                ) as response:
+                    status, content = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                return Outcome.RETRY
+            outcome = read_outcome(status, content)
+            span.set_attribute("dapr.outcome", outcome.value)
         if outcome is not Outcome.SUCCESS:
             logger.warning(
                 "event %s on %s: app answered %d -> %s",

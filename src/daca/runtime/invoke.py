@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind
 from starlette.requests import Request
 from starlette.responses import Response
 from yarl import URL
@@ -44,7 +45,7 @@ from daca.runtime.headers import (
 )
 from daca.runtime.invoketarget import find_target_and_method, normalize_method
 from daca.runtime.nameregistry import NameRegistry
-from daca.runtime.tracecontext import new_traceparent
+from daca.runtime.spans import child_span
 
 logger = logging.getLogger(__name__)
 
@@ -108,17 +109,35 @@ class Invoker:
         return await self.invoke(target, method, request)
 
     async def invoke(self, target: str, method: str, request: Request) -> Response:
-        """Forward ``request`` to ``method`` of app ``target``; its answer passes through."""
+        """Forward ``request`` to ``method`` of app ``target``; its answer passes through,
+        within a span of its own when tracing is on (daprd's ``CallLocal/{app}/{method}``)."""
         try:
             method = normalize_method(method)
         except ValueError as exc:
             cause = f"rpc error: code = InvalidArgument desc = invalid method: {exc}"
             raise _invoke_error(target, cause) from None
+        attributes = {"rpc.service": target, "rpc.method": method, "dapr.app_id": self.app_id}
+        with child_span(
+            f"CallLocal/{target}/{method}",
+            request.headers.get("traceparent"),
+            request.headers.get("tracestate"),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        ) as (span, trace_headers):
+            response = await self._invoke(target, method, request, trace_headers)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _invoke(
+        self, target: str, method: str, request: Request, trace_headers: dict[str, str]
+    ) -> Response:
+        traced = {"traceparent", "tracestate"} if "tracestate" in trace_headers else set()
         headers = [
             (f"dapr-{name.lower()}" if name.lower().startswith("grpc-") else name, value)
             for name, value in forwardable(request.headers.items(), CALLER_SET)
+            if name.lower() not in traced
         ]
-        headers.append(("traceparent", new_traceparent(request.headers.get("traceparent"))))
+        headers += list(trace_headers.items())
         if target == self.app_id:
             return await self._call_app(method, request, headers, remote=False)
         record = self._registry.lookup(target)

@@ -35,6 +35,7 @@ from daca.runtime.pubsub.base import Subscription
 from daca.runtime.registry import BundledRedisPool, Components, start_components
 from daca.runtime.resources import Resources, SubscriptionSpec
 from daca.runtime.subscriptions import merge_subscriptions, parse_programmatic
+from daca.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Sidecar:
 
     async def start(self) -> None:
         cfg = self.config
+        tracing.configure("daca-runtime")
         if cfg.config_file is not None:
             load_configuration(cfg.config_file)
         resources = load_resources(cfg.resources_paths, cfg.app_id)
