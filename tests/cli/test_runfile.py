@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from daca.runtime.applaunch import AppLaunch
 from daca.runtime.runfile import RunFileError, load_run_file
 
 
@@ -123,6 +124,16 @@ def test_max_body_size_is_a_quantity_from_the_app_or_common(project: Path) -> No
     assert load_run_file(project).apps[0].max_body_size == 1000
     write(project / "dapr.yaml", "version: 1\napps: [{appDirPath: orders}]\n")
     assert load_run_file(project).apps[0].max_body_size == 4 << 20  # daprd's default
+
+
+def test_metrics_port_is_read_per_app(project: Path) -> None:
+    write(
+        project / "dapr.yaml",
+        "version: 1\napps: [{appDirPath: orders, metricsPort: 9091}, {appDirPath: checkout}]\n",
+    )
+    orders, checkout = load_run_file(project).apps
+    assert (orders.metrics_port, checkout.metrics_port) == (9091, None)
+    assert AppLaunch.from_spec(orders).config.metrics_port == 9091
 
 
 def test_an_app_without_command_runs_its_sidecar_only(project: Path) -> None:

@@ -132,6 +132,13 @@ def _sidecar_options(default_http_port: int | None) -> Callable[[F], F]:
         ),
         click.option("--app-channel-address", default="127.0.0.1", show_default=True),
         click.option(
+            "--metrics-port",
+            "-M",
+            type=click.IntRange(0, 65535),
+            default=None,
+            help="Serve daprd's Prometheus metrics on this port (default: not served).",
+        ),
+        click.option(
             "--max-body-size",
             default="4Mi",
             metavar="QUANTITY",
@@ -166,6 +173,7 @@ def _sidecar_config(
     config_file: Path | None,
     app_channel_address: str,
     max_body_size: int,
+    metrics_port: int | None,
 ) -> SidecarConfig:
     return SidecarConfig.from_env(
         app_id=app_id,
@@ -175,6 +183,7 @@ def _sidecar_config(
         config_file=config_file.absolute() if config_file else None,
         app_channel_address=app_channel_address,
         max_body_size=max_body_size,
+        metrics_port=metrics_port,
     )
 
 

@@ -43,6 +43,7 @@ class AppLaunch:
             config_file=spec.config_file,
             app_channel_address=spec.app_channel_address,
             max_body_size=spec.max_body_size,
+            metrics_port=spec.metrics_port,
             api_token=merged.get("DAPR_API_TOKEN") or None,
             app_api_token=merged.get("APP_API_TOKEN") or None,
         )

@@ -39,6 +39,10 @@ class SidecarConfig:
     app_start_timeout: float = 30.0
     #: The largest request body the HTTP API reads, in bytes (``--max-body-size``); 0: no limit.
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    #: Serve daprd's Prometheus metrics on this port (``--metrics-port``; 0: a free one).
+    #: ``None``: not served (daprd serves them on 9090 by default; two local sidecars would
+    #: fight over it, so daca serves them only when asked).
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, **kwargs: object) -> SidecarConfig:

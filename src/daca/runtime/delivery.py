@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ from daca.runtime.cloudevents import (
 from daca.runtime.godecode import first_value
 from daca.runtime.gofmt import parse_go_bool
 from daca.runtime.headers import UndeliverableError, delivery_headers
+from daca.runtime.metrics import RuntimeMetrics
 from daca.runtime.pubsub.base import Message, PubSub
 from daca.runtime.resiliency import retry_delays
 from daca.runtime.resources import RetryPolicy, SubscriptionSpec
@@ -95,8 +97,10 @@ class Delivery:
         *,
         retry: RetryPolicy | None,
         timeout: float | None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         self.spec = spec
+        self._metrics = metrics
         self._pubsub = pubsub
         self._channel = channel
         self._router = Router(spec)
@@ -199,6 +203,7 @@ class Delivery:
             fresh=False,
         ) as (span, trace_headers):
             headers.update(trace_headers)
+            started = time.perf_counter()
             try:
                 async with self._channel.session.post(
                     url,
@@ -210,9 +215,11 @@ class Delivery:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
                 span.set_status(StatusCode.ERROR, type(exc).__name__)
+                self._count(Outcome.RETRY, started)
                 return Outcome.RETRY
             outcome = read_outcome(status, content)
             span.set_attribute("dapr.outcome", outcome.value)
+            self._count(outcome, started)
         if outcome is not Outcome.SUCCESS:
             logger.warning(
                 "event %s on %s: app answered %d -> %s",
@@ -222,6 +229,13 @@ class Delivery:
                 outcome.value,
             )
         return outcome
+
+    def _count(self, outcome: Outcome, started: float) -> None:
+        """One attempt in ``dapr_component_pubsub_ingress_*``."""
+        if self._metrics is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            name = self.spec.pubsubname
+            self._metrics.ingress(name, self.spec.topic, outcome.value.lower(), elapsed)
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         topic = self.spec.dead_letter_topic

@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from daca.runtime.metrics import RuntimeMetrics
 from daca.runtime.pubsub.base import Message, PubSub, Subscription
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import DeleteRequest, SetRequest, StateStore
@@ -112,7 +114,9 @@ class Outbox:
         stores: Mapping[str, StateStore],
         *,
         namespace: str = "default",
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._app_id = app_id
         self._configs = {config.store: config for config in configs}
         self._pubsubs = pubsubs
@@ -206,9 +210,13 @@ class Outbox:
                 return
             raise LookupError(f"outbox {config.store}: no state for {marker} yet")
         event["topic"], event["pubsubname"] = config.publish_topic, config.publish_pubsub
+        started = time.perf_counter()
         await self._pubsubs[config.publish_pubsub].publish(
             config.publish_topic, json.dumps(event).encode(), None
         )
+        if self._metrics is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            self._metrics.egress(config.publish_pubsub, config.publish_topic, True, elapsed)
         await store.transact([DeleteRequest(key=marker)])
 
     @staticmethod

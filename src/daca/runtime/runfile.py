@@ -56,6 +56,7 @@ class AppRunSpec:
     app_port: int | None = None
     dapr_http_port: int | None = None
     dapr_grpc_port: int | None = None
+    metrics_port: int | None = None
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     resources_paths: list[Path] = field(default_factory=list)
@@ -156,6 +157,7 @@ class _Parser:
             app_port=self.port(app.get("appPort"), label, "appPort"),
             dapr_http_port=self.port(app.get("daprHTTPPort"), label, "daprHTTPPort"),
             dapr_grpc_port=self.port(app.get("daprGRPCPort"), label, "daprGRPCPort"),
+            metrics_port=self.port(app.get("metricsPort"), label, "metricsPort"),
             command=self.command(app.get("command"), label),
             env=self.env(common, app, label),
             resources_paths=self.resources(common, app, app_dir, label),

@@ -21,6 +21,10 @@ from collections.abc import Iterator
 
 import aiohttp
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext
@@ -29,6 +33,7 @@ from daca.runtime.config import SidecarConfig
 from daca.runtime.delivery import Delivery
 from daca.runtime.invoke import Invoker
 from daca.runtime.loader import load_configuration, load_resources
+from daca.runtime.metrics import RuntimeMetrics
 from daca.runtime.nameregistry import AppRecord, NameRegistry
 from daca.runtime.outbox import Outbox, OutboxConfig
 from daca.runtime.pubsub.base import Subscription
@@ -69,7 +74,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _outbox(app_id: str, components: Components) -> Outbox | None:
+def _outbox(app_id: str, components: Components, metrics: RuntimeMetrics) -> Outbox | None:
     """The transactional outbox of the state stores that configure one (``None``: none do)."""
     configs = [
         config
@@ -78,7 +83,7 @@ def _outbox(app_id: str, components: Components) -> Outbox | None:
     ]
     if not configs:
         return None
-    return Outbox(app_id, configs, components.pubsubs, components.state_stores)
+    return Outbox(app_id, configs, components.pubsubs, components.state_stores, metrics=metrics)
 
 
 class Sidecar:
@@ -97,6 +102,9 @@ class Sidecar:
         self._subscribe_task: asyncio.Task[None] | None = None
         self._subscriptions: list[Subscription] = []
         self._socket: socket.socket | None = None
+        self._metrics_server: _Server | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
+        self._metrics_socket: socket.socket | None = None
         self._app_pid: int | None = None
         self._app_command = ""
 
@@ -152,14 +160,16 @@ class Sidecar:
         invoker = Invoker(
             self.config.app_id, self._registry, self.session, self._channel(), self._peer_token
         )
+        metrics = RuntimeMetrics(self.config.app_id)
         self._ctx = RuntimeContext(
             app_id=self.config.app_id,
             components=components,
             resources=resources,
             invoker=invoker,
-            outbox=_outbox(self.config.app_id, components),
+            outbox=_outbox(self.config.app_id, components, metrics),
             app_port=self.config.app_port,
             app_channel_address=self.config.app_channel_address,
+            metrics=metrics,
         )
         app = build_app(
             self._ctx, api_token=self.config.api_token, max_body_size=self.config.max_body_size
@@ -173,6 +183,36 @@ class Sidecar:
                 self._serve_task.result()
                 raise RuntimeError("the sidecar's HTTP server stopped while starting")
             await asyncio.sleep(0.005)
+        if self.config.metrics_port is not None:
+            await self._start_metrics_server(metrics)
+
+    async def _start_metrics_server(self, metrics: RuntimeMetrics) -> None:
+        """daprd's metrics endpoint: the Prometheus text at ``/`` and ``/metrics``."""
+
+        async def scrape(request: Request) -> Response:
+            return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+        app = Starlette(routes=[Route("/", scrape), Route("/metrics", scrape)])
+        self._metrics_socket = _bind(self.config.host, self.config.metrics_port or 0)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._metrics_server = _Server(config)
+        self._metrics_task = asyncio.create_task(
+            self._metrics_server.serve(sockets=[self._metrics_socket])
+        )
+        while not self._metrics_server.started:
+            if self._metrics_task.done():
+                self._metrics_task.result()
+                raise RuntimeError("the sidecar's metrics server stopped while starting")
+            await asyncio.sleep(0.005)
+        logger.info("sidecar for %r: metrics on port %d", self.config.app_id, self.metrics_port)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The metrics port bound (``None``: metrics not served)."""
+        if self._metrics_socket is None:
+            return None
+        port: int = self._metrics_socket.getsockname()[1]
+        return port
 
     def set_app_process(self, pid: int | None, command: str) -> None:
         """Record the app process (shown by ``daca list`` and in metadata ``extended``)."""
@@ -219,6 +259,7 @@ class Sidecar:
             channel,
             retry=ctx.resources.inbound_retry(spec.pubsubname),
             timeout=ctx.resources.inbound_timeout(spec.pubsubname),
+            metrics=ctx.metrics,
         )
         component = ctx.components.specs[spec.pubsubname]
         concurrency = int(spec.metadata.get("concurrency") or component.get_int("concurrency", 10))
@@ -298,6 +339,11 @@ class Sidecar:
             await self._serve_task
         if self._socket is not None:
             self._socket.close()
+        if self._metrics_server is not None and self._metrics_task is not None:
+            self._metrics_server.should_exit = True
+            await self._metrics_task
+        if self._metrics_socket is not None:
+            self._metrics_socket.close()
 
     async def __aenter__(self) -> Sidecar:
         await self.start()

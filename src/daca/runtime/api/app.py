@@ -17,6 +17,7 @@ from daca.runtime.api.middleware import APITokenMiddleware
 from daca.runtime.errors import DaprError
 from daca.runtime.invoke import ORIGINAL_PATH_KEY, PEER_PATH
 from daca.runtime.invoketarget import go_clean
+from daca.runtime.metrics import CountRequests
 
 
 async def _dapr_error(request: Request, exc: Exception) -> Response:
@@ -64,4 +65,4 @@ def build_app(
     app.state.context = ctx
     cleaned = CleanPath(app)
     checked = APITokenMiddleware(cleaned, api_token) if api_token else cleaned
-    return BodyLimit(checked, max_body_size)
+    return CountRequests(BodyLimit(checked, max_body_size), ctx.metrics)

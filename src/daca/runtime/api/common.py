@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from daca.runtime.errors import DaprError
+from daca.runtime.metrics import RuntimeMetrics
 from daca.runtime.registry import Components
 from daca.runtime.resources import Resources, SubscriptionSpec
 
@@ -35,6 +36,7 @@ class RuntimeContext:
     extended: dict[str, str] = field(default_factory=dict)
     #: True once the app's subscriptions are in place (or there is no app): GET /v1.0/healthz.
     ready: bool = False
+    metrics: RuntimeMetrics = field(default_factory=lambda: RuntimeMetrics(""))
 
 
 def context(request: Request) -> RuntimeContext:

@@ -8,6 +8,7 @@ and ``rawPayload``, a bulk publish ``rawPayload`` and then its body (:mod:`.bulk
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,11 +28,18 @@ async def publish(request: Request) -> Response:
         raise call.publish_failed(exc) from None
     call.read_raw_payload()
     data = call.message(body, request.headers.get("content-type", ""), call.metadata)
+    started = time.perf_counter()
     try:
         await call.pubsub.publish(call.topic, data, call.metadata)
     except StoreError as exc:
+        call.ctx.metrics.egress(call.name, call.topic, False, _ms_since(started))
         raise call.publish_failed(exc) from exc
+    call.ctx.metrics.egress(call.name, call.topic, True, _ms_since(started))
     return Response(status_code=204)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 async def _entries(call: PublishCall, request: Request) -> list[Entry]:
@@ -96,10 +104,13 @@ async def bulk_publish(request: Request) -> Response:
     messages = _messages(call, await _entries(call, request))
 
     async def one(entry_id: str, data: bytes, meta: dict[str, str] | None) -> dict[str, str] | None:
+        started = time.perf_counter()
         try:
             await call.pubsub.publish(call.topic, data, meta)
         except StoreError as exc:
+            call.ctx.metrics.egress(call.name, call.topic, False, _ms_since(started))
             return {"entryId": entry_id, "error": str(exc)}
+        call.ctx.metrics.egress(call.name, call.topic, True, _ms_since(started))
         return None
 
     results = await asyncio.gather(*(one(*message) for message in messages))
