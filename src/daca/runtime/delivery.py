@@ -55,6 +55,23 @@ class Outcome(enum.Enum):
     DROP = "DROP"
 
 
+#: A connection that closed before any byte of the answer: nothing was answered.
+_UNANSWERED = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    limit: aiohttp.ClientTimeout,
+) -> tuple[int, bytes]:
+    async with session.post(
+        url, data=request_body(body), headers=headers, timeout=limit
+    ) as response:
+        return response.status, await response.read()
+
+
 class DeliveryFailedError(Exception):
     """Retries ran out and there is no dead-letter topic: the broker keeps the message."""
 
@@ -205,13 +222,7 @@ class Delivery:
             headers.update(trace_headers)
             started = time.perf_counter()
             try:
-                async with self._channel.session.post(
-                    url,
-                    data=request_body(body),
-                    headers=self._channel.headers(headers),
-                    timeout=timeout,
-                ) as response:
-                    status, content = response.status, await response.read()
+                status, content = await self._send(url, body, headers, timeout)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
                 span.set_status(StatusCode.ERROR, type(exc).__name__)
@@ -229,6 +240,24 @@ class Delivery:
                 outcome.value,
             )
         return outcome
+
+    async def _send(
+        self, url: str, body: bytes, headers: dict[str, str], limit: aiohttp.ClientTimeout
+    ) -> tuple[int, bytes]:
+        """POST the event; a connection closed before any answer (a kept-alive connection the
+        app closed as it was reused, as uvicorn does after its keep-alive timeout) is tried
+        once more at once on a new connection, as Go's HTTP client does, instead of becoming
+        a RETRY that waits for the broker's redelivery. (Go retries only what it knows was not
+        written; an app that died mid-request gets the event once more here, which
+        at-least-once delivery allows.)"""
+        headers = self._channel.headers(headers)
+        try:
+            return await _post(self._channel.session, url, body, headers, limit)
+        except _UNANSWERED as exc:
+            logger.info("delivery to %s: connection closed unanswered (%r); once more", url, exc)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as fresh:
+            return await _post(fresh, url, body, headers, limit)
 
     def _count(self, outcome: Outcome, started: float) -> None:
         """One attempt in ``dapr_component_pubsub_ingress_*``."""
