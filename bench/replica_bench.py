@@ -6,8 +6,9 @@ memory service replicas (``uvicorn daca.memory.app:create_app``), each with its 
 sidecar of app-id ``agent-memory-service`` (one consumer group: Redis Streams hand each event to
 one of them). It publishes ``--events`` turns of ``--users`` users (one session each) and
 reports, once every turn is in its session's history exactly once: the events absorbed per
-second, the events the replicas answered RETRY (an append that lost its ETag race too often,
-redelivered), the duplicates they skipped, and each replica's share. The offline model writes
+second, the appends that lost an ETag race to another replica and were tried again, the events
+the replicas answered RETRY (an append that lost too often, redelivered), the duplicates they
+skipped, and each replica's share. The offline model writes
 the summaries.
 
     .venv/bin/python bench/replica_bench.py [--replicas 1 2 4] [--events 1000] [--users 10]
@@ -170,12 +171,14 @@ async def _measure(
     ]
     expected = [2 * sum(1 for u, _ in turns if u == user) for user in range(users)]
     retried = sum(c["events_retried"] for c in per_replica)
+    conflicts = sum(c["append_conflicts"] for c in per_replica)
     duplicates = sum(c["duplicates_skipped"] for c in per_replica)
     shares = "/".join(str(c["events_handled"]) for c in per_replica)
     sys.stdout.write(
         f"{replicas} replica(s): {events / elapsed:6.1f} events/s absorbed "
         f"(published in {published:.1f} s, all in history after {elapsed:.1f} s); "
-        f"RETRY answers {retried}, duplicates skipped {duplicates}; handled per replica "
+        f"append conflicts {conflicts}, RETRY answers {retried}, duplicates skipped "
+        f"{duplicates}; handled per replica "
         f"{shares}; every turn once: {kept == expected}\n"
     )
 

@@ -91,7 +91,12 @@ async def test_two_replicas_keep_every_turn_once(
                 *(deliver(replicas[(n + 1) % 2], event) for n, event in enumerate(events)),
             )
             body = (await one.get(f"/conversations/{session}")).json()
+            counters = [(await r.get("/healthz")).json()["metrics"] for r in replicas]
     assert statuses == ["SUCCESS"] * (2 * EVENTS)
+    # Appends of different turns to the one session race across the replicas: some lose the
+    # ETag race and are tried again (counted); each event's second copy is a duplicate.
+    assert sum(c["append_conflicts"] for c in counters) > 0
+    assert sum(c["duplicates_skipped"] for c in counters) == EVENTS
     contents = [entry["content"] for entry in body["history"]]
     assert body["total_entries"] == 2 * EVENTS, contents
     assert sorted(contents) == sorted(

@@ -28,8 +28,15 @@ class ConcurrencyExhaustedError(DaprClientError):
     """An optimistic-concurrency update kept conflicting; the caller may retry later."""
 
 
-async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: int, what: str) -> T:
-    """Run ``attempt`` until it succeeds, retrying ETag conflicts with jittered backoff.
+async def retry_on_conflict(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    what: str,
+    on_conflict: Callable[[], None] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying ETag conflicts with jittered backoff
+    (``on_conflict`` is told of each).
 
     ``StateTransactionError`` counts as a conflict: daprd reports a transaction's ETag mismatch
     as a 500 ``ERR_STATE_TRANSACTION``. Other errors propagate at once.
@@ -39,6 +46,8 @@ async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: in
             return await attempt()
         except (ETagMismatchError, StateTransactionError, ConflictError) as exc:
             logger.debug("%s: conflict on attempt %d (%s)", what, number, type(exc).__name__)
+            if on_conflict is not None:
+                on_conflict()
             await asyncio.sleep(_backoff(number))
     raise ConcurrencyExhaustedError(f"{what}: still conflicting after {attempts} attempts")
 

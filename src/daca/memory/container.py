@@ -46,7 +46,8 @@ def build_services(
     """Wire the stores, the summarizer and the event handler around one Dapr client."""
     metrics = metrics or MemoryMetrics()
     counters = metrics.counters
-    history, users = HistoryStore(client, settings), UserStore(client, settings)
+    history = HistoryStore(client, settings, on_conflict=counters.conflict)
+    users = UserStore(client, settings)
     store = SummaryStore(client, settings, embedder)
     summarizer = Summarizer(store, writer, settings, metrics)
     metrics.watch_pending_users(lambda: summarizer.pending_users)

@@ -38,6 +38,7 @@ ETag only matches when nobody else appended since our read. What can be left beh
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -98,8 +99,14 @@ class _Snapshot:
 class HistoryStore:
     """Appends turns to, and reads, paged session histories."""
 
-    def __init__(self, client: DaprClient, settings: MemorySettings) -> None:
+    def __init__(
+        self,
+        client: DaprClient,
+        settings: MemorySettings,
+        on_conflict: Callable[[], None] | None = None,
+    ) -> None:
         self._client = client
+        self._on_conflict = on_conflict
         self._store = settings.state_store
         self._page_size = settings.page_size
         self._attempts = settings.append_max_attempts
@@ -113,6 +120,7 @@ class HistoryStore:
                 lambda: self._append_once(user_id, turn),
                 attempts=self._attempts,
                 what=f"append {turn.session_id}/{turn.turn_id}",
+                on_conflict=self._on_conflict,
             )
 
     async def read(self, session_id: str, limit: int | None = None) -> ConversationHistory:

@@ -6,6 +6,8 @@ Prometheus names:
 - ``daca_memory_events_total{outcome}``: events ``handled``, ``duplicate`` (skipped),
   ``dropped`` (malformed: dead-lettered by the sidecar), ``retried`` (answered RETRY);
 - ``daca_memory_dead_letters_stored_total``;
+- ``daca_memory_append_conflicts_total``: appends that lost an ETag race to another writer (a
+  replica) and were tried again;
 - ``daca_memory_summary_attempts_total`` and ``daca_memory_summary_failures_total``;
 - ``daca_memory_summary_lag_seconds``: from the oldest turn a summary covers (the turn's own
   time) to the summary's commit: how far behind the user's long-term memory runs;
@@ -40,6 +42,11 @@ class Counters:
     dead_letters_stored: int = 0
     summary_calls: int = 0
     summary_failures: int = 0
+    #: Appends that lost an ETag race to another writer (a replica) and were tried again.
+    append_conflicts: int = 0
+
+    def conflict(self) -> None:
+        self.append_conflicts += 1
 
     def snapshot(self) -> dict[str, int]:
         """The counters as a plain dict."""
@@ -65,6 +72,11 @@ class _CountersCollector(Collector):
         yield events
         yield CounterMetricFamily(
             "daca_memory_dead_letters_stored", "Dead letters stored.", value=c.dead_letters_stored
+        )
+        yield CounterMetricFamily(
+            "daca_memory_append_conflicts",
+            "Appends that lost an ETag race and were tried again.",
+            value=c.append_conflicts,
         )
         yield CounterMetricFamily(
             "daca_memory_summary_attempts", "Summary rounds started.", value=c.summary_calls

@@ -30,6 +30,7 @@ class Metrics(BaseModel):
     dead_letters_stored: int = Field(ge=0)
     summary_calls: int = Field(ge=0)
     summary_failures: int = Field(ge=0)
+    append_conflicts: int = Field(ge=0)
     pending_users: int = Field(ge=0)
 
 
