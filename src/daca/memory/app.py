@@ -78,7 +78,7 @@ def _lifespan(
             )
             stack.push_async_callback(client.aclose)
             metrics = MemoryMetrics()
-            writer = summary_writer or await _default_writer(stack, metrics.llm)
+            writer = summary_writer or await _default_writer(stack, settings, metrics.llm)
             embedder = _embedder(settings, stack, metrics.llm)
             services = build_services(settings, client, writer, embedder, metrics)
             stack.push_async_callback(services.summarizer.aclose)
@@ -89,12 +89,14 @@ def _lifespan(
     return lifespan
 
 
-async def _default_writer(stack: AsyncExitStack, metrics: LLMMetrics) -> SummaryWriter:
+async def _default_writer(
+    stack: AsyncExitStack, settings: MemorySettings, metrics: LLMMetrics
+) -> SummaryWriter:
     """The LLM summary writer configured from the environment (imported only when needed),
-    each of its calls metered."""
+    each of its calls metered and bounded by ``SUMMARY_TIMEOUT_SECONDS``."""
     from daca.llm.summary import LLMSummaryWriter
 
-    writer = LLMSummaryWriter.from_env(metrics=metrics)
+    writer = LLMSummaryWriter.from_env(timeout=settings.summary_timeout_seconds, metrics=metrics)
     stack.push_async_callback(writer.aclose)
     return writer
 
