@@ -515,3 +515,20 @@ def test_load_configuration_errors(tmp_path: Path) -> None:
     broken = write(tmp_path, "b.yaml", "kind: [")
     with pytest.raises(ComponentError, match="cannot read YAML"):
         load_configuration(broken)
+
+
+@pytest.mark.parametrize("value", ["ten", "0", "-2", "1.5"])
+def test_a_subscription_concurrency_that_is_no_count_names_file_and_field(
+    tmp_path: Path, value: str
+) -> None:
+    """Start-up fails at once (it used to leave the sidecar silently never ready)."""
+    text = V1_SUB.replace(
+        "metadata: {rawPayload: false, maxCount: 3}", f'metadata: {{concurrency: "{value}"}}'
+    )
+    write(tmp_path, "sub.yaml", text)
+    message = load_error(tmp_path)
+    assert "sub.yaml" in message and "orders-v1" in message
+    assert "spec.metadata.concurrency" in message and repr(value) in message
+    write(tmp_path, "sub.yaml", text.replace(f'"{value}"', '"4"'))
+    (sub,) = load_resources([tmp_path], "app").subscriptions
+    assert sub.metadata["concurrency"] == "4"

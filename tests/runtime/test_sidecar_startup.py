@@ -11,7 +11,13 @@ from daca.runtime.config import SidecarConfig
 from daca.runtime.errors import ComponentError
 from daca.runtime.redis_server import free_port, is_listening
 from daca.runtime.sidecar import Sidecar
-from tests.runtime.harness import component_yaml, running_sidecar
+from tests.runtime.harness import (
+    FakeApp,
+    component_yaml,
+    running_app,
+    running_sidecar,
+    write_components,
+)
 
 
 def config(tmp_path: Path, *, bundle_redis: bool = False) -> SidecarConfig:
@@ -78,3 +84,29 @@ async def test_a_busy_port_is_named_with_a_hint(tmp_path: Path) -> None:
         busy = SidecarConfig(app_id="second", http_port=first.http_port, home=tmp_path / "home")
         with pytest.raises(OSError, match=rf"127\.0\.0\.1:{first.http_port}.*daca list"):
             await Sidecar(busy).start()
+
+
+async def test_a_programmatic_subscription_with_a_bad_concurrency_is_refused_aloud(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's other subscriptions start and the sidecar becomes ready (it used to hang)."""
+    subscriptions = [
+        {
+            "pubsubname": "pubsub",
+            "topic": "bad",
+            "route": "/bad",
+            "metadata": {"concurrency": "ten"},
+        },
+        {"pubsubname": "pubsub", "topic": "good", "route": "/good"},
+    ]
+    app = FakeApp(subscriptions=subscriptions)
+    resources = write_components(tmp_path / "components", "memory")
+    async with running_app(app):
+        config = SidecarConfig(
+            app_id="shop", app_port=app.port, http_port=0, resources_paths=(resources,),
+            home=tmp_path / "home",
+        )  # fmt: skip
+        async with running_sidecar(config) as sidecar:
+            assert sidecar.context.ready
+            assert [s.topic for s in sidecar.context.subscriptions] == ["good"]
+    assert "metadata concurrency must be a whole number > 0, got 'ten'" in caplog.text

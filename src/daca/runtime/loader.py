@@ -306,6 +306,12 @@ def _subscription(document: _Document) -> SubscriptionSpec:
     where.warn_unknown(spec, _SUBSCRIPTION_SPEC_KEYS)
     rules, default = _routes(where, spec, version == "dapr.io/v1alpha1")
     dead_letter = spec.get("deadLetterTopic")
+    metadata = {str(k): _stringify(v) for k, v in _optional_mapping(where, spec).items()}
+    concurrency = metadata.get("concurrency", "")
+    if concurrency and not (concurrency.isdigit() and int(concurrency) > 0):
+        raise where.error(
+            "spec.metadata.concurrency", f"must be a whole number > 0, got {concurrency!r}"
+        )
     return SubscriptionSpec(
         pubsubname=where.string(spec.get("pubsubname"), "spec.pubsubname"),
         topic=where.string(spec.get("topic"), "spec.topic"),
@@ -314,7 +320,7 @@ def _subscription(document: _Document) -> SubscriptionSpec:
         dead_letter_topic=where.string(dead_letter, "spec.deadLetterTopic")
         if dead_letter
         else None,
-        metadata={str(k): _stringify(v) for k, v in _optional_mapping(where, spec).items()},
+        metadata=metadata,
         name=name,
         source=document.source,
     )

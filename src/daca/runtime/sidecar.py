@@ -86,6 +86,14 @@ def _outbox(app_id: str, components: Components, metrics: RuntimeMetrics) -> Out
     return Outbox(app_id, configs, components.pubsubs, components.state_stores, metrics=metrics)
 
 
+def _report_subscribe_failure(task: asyncio.Task[None]) -> None:
+    """Say why subscribing failed: the sidecar then never reports ready."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "subscribing the app failed; the sidecar stays not ready: %r", task.exception()
+        )
+
+
 class Sidecar:
     def __init__(self, config: SidecarConfig, *, redis_pool: BundledRedisPool | None = None):
         self.config = config
@@ -152,6 +160,7 @@ class Sidecar:
         if self.context.outbox is not None:
             await self.context.outbox.start()
         self._subscribe_task = asyncio.create_task(self._subscribe(), name="subscribe")
+        self._subscribe_task.add_done_callback(_report_subscribe_failure)
         logger.info(
             "sidecar for %r listening on http://%s:%d", cfg.app_id, cfg.host, self.http_port
         )
@@ -262,7 +271,14 @@ class Sidecar:
             metrics=ctx.metrics,
         )
         component = ctx.components.specs[spec.pubsubname]
-        concurrency = int(spec.metadata.get("concurrency") or component.get_int("concurrency", 10))
+        given = spec.metadata.get("concurrency", "")
+        if given and not (given.isdigit() and int(given) > 0):
+            logger.error(
+                "subscription to %s (%s): metadata concurrency must be a whole number > 0, "
+                "got %r; not subscribed", spec.topic, spec.source or "programmatic", given,
+            )  # fmt: skip
+            return
+        concurrency = int(given) if given else component.get_int("concurrency", 10)
         self._subscriptions.append(
             await pubsub.subscribe(
                 spec.topic, delivery, group=self.config.app_id, concurrency=concurrency
