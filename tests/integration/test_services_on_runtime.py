@@ -143,10 +143,16 @@ async def test_chat_sidecar_stopped_during_publish_loses_no_turn(system: System)
 async def test_memory_down_chat_still_answers(
     tmp_path: Any, redis_url: str, engine: Engine
 ) -> None:
+    """The memory service unreachable: the chat still answers (as for a new user), and the turn
+    it recorded reaches the memory service once its sidecar is back."""
     async with run_system(tmp_path, redis_url, engine) as system:
         await system.memory_sidecar.stop()
-        reply = await chat(system, "u3", "Hello there")
-    assert reply["user_id"] == "u3"
+        reply = await chat(system, "u3", "Hello there", "down-1")
+        assert reply["user_id"] == "u3" and reply["metadata"]["session_id"] == "down-1"
+        assert reply["reply"].strip()
+        await system.engine.restart(system.memory_sidecar)
+        stored = await eventually(lambda: history(system, "down-1"))
+    assert [e["content"] for e in stored] == ["Hello there", reply["reply"]]
 
 
 async def test_the_next_message_sees_the_previous_turn_at_once(system: System) -> None:
