@@ -42,6 +42,9 @@ REDIS_PORT = 6379  # the components' redisHost
 CHAT, MEMORY = "http://127.0.0.1:8010", "http://127.0.0.1:8001"
 #: Read at import, before the suite's autouse fixture clears DACA_* (DACA_CACHE moves the cache).
 CLI = cli_path()
+#: CI (``.ci/run``) sets it: busy ports fail the test instead of skipping it. Read at import,
+#: before the suite's autouse fixture clears DACA_*.
+REQUIRE_E2E = bool(os.environ.get("DACA_REQUIRE_E2E"))
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 
@@ -355,7 +358,10 @@ def runtime_path(daprd_binary: Path, tmp_path: Path) -> Path:
 def redis(tmp_path: Path) -> Iterator[BundledRedis]:
     busy = [name for name, port in fixed_ports().items() if is_listening("127.0.0.1", port)]
     if busy:
-        pytest.skip(f"ports of {busy} are in use (is the system already running?)")
+        message = f"ports of {busy} are in use (is the system already running?)"
+        if REQUIRE_E2E:
+            pytest.fail(message)
+        pytest.skip(message)
     server = BundledRedis(REDIS_PORT, tmp_path / "redis", persistent=False)
     server.start()
     yield server
