@@ -37,6 +37,7 @@ from daca.runtime.metrics import RuntimeMetrics
 from daca.runtime.nameregistry import AppRecord, NameRegistry
 from daca.runtime.outbox import Outbox, OutboxConfig
 from daca.runtime.pubsub.base import Subscription
+from daca.runtime.pubsub.workers import DEFAULT_CONCURRENCY
 from daca.runtime.registry import BundledRedisPool, Components, start_components
 from daca.runtime.resources import Resources, SubscriptionSpec
 from daca.runtime.subscriptions import merge_subscriptions, parse_programmatic
@@ -278,7 +279,7 @@ class Sidecar:
                 "got %r; not subscribed", spec.topic, spec.source or "programmatic", given,
             )  # fmt: skip
             return
-        concurrency = int(given) if given else component.get_int("concurrency", 10)
+        concurrency = int(given) if given else component.get_int("concurrency", DEFAULT_CONCURRENCY)
         self._subscriptions.append(
             await pubsub.subscribe(
                 spec.topic, delivery, group=self.config.app_id, concurrency=concurrency

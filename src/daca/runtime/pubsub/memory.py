@@ -1,4 +1,4 @@
-"""In-process pub/sub broker (``pubsub.in-memory``), plus the worker pool both backends use.
+"""In-process pub/sub broker (``pubsub.in-memory``).
 
 Like daprd's in-memory broker it lives inside one runtime process and drops messages published
 to a topic nobody subscribes to. Unlike daprd's, it loses nothing once a message is queued:
@@ -18,71 +18,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
 
 from daca.runtime.durations import parse_duration
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
+from daca.runtime.pubsub.workers import DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT, Workers
 from daca.runtime.resources import ComponentSpec
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-DEFAULT_CONCURRENCY = 10
 DEFAULT_REDELIVER_INTERVAL = 1.0
-#: How long ``close`` waits for handlers in flight before cancelling them (seconds).
-DEFAULT_DRAIN_TIMEOUT = 5.0
-
-
-class Workers(Generic[T]):
-    """``size`` tasks that take items from ``queue`` and pass each one to ``work``.
-
-    ``stop`` cancels the idle workers at once and gives the busy ones ``grace`` seconds to
-    finish their item before cancelling them too. No task outlives ``stop``.
-    """
-
-    def __init__(
-        self, queue: asyncio.Queue[T], work: Callable[[T], Awaitable[None]], size: int
-    ) -> None:
-        self._queue = queue
-        self._work = work
-        self._size = size
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._busy: set[asyncio.Task[None]] = set()
-        self._stopping = False
-
-    def start(self) -> None:
-        self._tasks = {asyncio.create_task(self._run()) for _ in range(self._size)}
-
-    @property
-    def busy(self) -> int:
-        """How many items are being worked on now."""
-        return len(self._busy)
-
-    async def stop(self, grace: float) -> None:
-        self._stopping = True
-        for task in self._tasks - self._busy:
-            task.cancel()
-        if self._busy:
-            await asyncio.wait(set(self._busy), timeout=grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    async def _run(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        while not self._stopping:
-            item = await self._queue.get()
-            self._busy.add(task)
-            try:
-                await self._work(item)
-            except Exception:
-                logger.exception("pub/sub worker failed")
-            finally:
-                self._busy.discard(task)
 
 
 class _Group:

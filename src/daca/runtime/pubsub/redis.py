@@ -32,8 +32,8 @@ from redis.typing import EncodableT, FieldT, StreamIdT
 from daca.runtime.errors import ComponentError, StoreError
 from daca.runtime.gojson import marshal
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
-from daca.runtime.pubsub.memory import DEFAULT_DRAIN_TIMEOUT, Workers
 from daca.runtime.pubsub.redis_settings import RedisPubSubSettings
+from daca.runtime.pubsub.workers import DEFAULT_DRAIN_TIMEOUT, Workers
 from daca.runtime.resources import ComponentSpec
 
 logger = logging.getLogger(__name__)

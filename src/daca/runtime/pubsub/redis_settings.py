@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from daca.runtime.durations import parse_duration
+from daca.runtime.pubsub.workers import DEFAULT_CONCURRENCY
 from daca.runtime.redisconn import RedisConnection
 from daca.runtime.resources import ComponentSpec
 
@@ -26,7 +27,7 @@ class RedisPubSubSettings:
     connection: RedisConnection
     consumer_id: str = ""  # empty: the subscriber's group (the app-id)
     queue_depth: int = 100
-    concurrency: int = 10
+    concurrency: int = DEFAULT_CONCURRENCY
     processing_timeout: float = 60.0
     redeliver_interval: float = 15.0
     read_timeout: float = 2.0
@@ -39,7 +40,7 @@ class RedisPubSubSettings:
             connection=RedisConnection.from_spec(spec),
             consumer_id=spec.get("consumerID"),
             queue_depth=_positive(spec, "queueDepth", 100),
-            concurrency=_positive(spec, "concurrency", 10),
+            concurrency=_positive(spec, "concurrency", DEFAULT_CONCURRENCY),
             processing_timeout=_duration(spec, "processingTimeout", 60.0),
             redeliver_interval=_duration(spec, "redeliverInterval", 15.0),
             read_timeout=_duration(spec, "readTimeout", 2.0),
