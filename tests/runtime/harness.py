@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
 from daca.runtime.sidecar import Sidecar
 
 #: Backends under test; ``write_components`` turns a name into state and pub/sub components.
@@ -127,10 +127,15 @@ class FakeApp:
 
 @contextlib.asynccontextmanager
 async def serve(app: Any, port: int = 0) -> AsyncIterator[int]:
-    """Serve an ASGI app on a loopback port until the block ends; yields the port."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
+    """Serve an ASGI app on a loopback port until the block ends; yields the port. The socket
+    is bound here (port 0: the kernel picks a free one) and handed to uvicorn, so no other
+    process can take the port between choosing it and listening on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
@@ -140,6 +145,7 @@ async def serve(app: Any, port: int = 0) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,12 @@ _UNREADABLE = "The body cannot be read: it is not UTF-8 text."
 
 ROOT_RESPONSES = error_responses(_INTERNAL)
 
+#: ``GET /me`` takes only headers; a malformed one (e.g. ``Transfer-Encoding``) is refused by the
+#: HTTP server itself.
+ME_RESPONSES = error_responses(
+    {400: "The request is not valid HTTP (a malformed header); refused by the server.", **_INTERNAL}
+)
+
 CHAT_RESPONSES: Responses = {
     **error_responses(
         {

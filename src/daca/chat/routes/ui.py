@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from daca.chat.deps import Caller, Chat
 from daca.chat.models import Identity
-from daca.chat.openapi import ROOT_RESPONSES
+from daca.chat.openapi import ME_RESPONSES
 
 UI_DIR = Path(__file__).resolve().parents[1] / "ui"
 
@@ -32,7 +32,7 @@ PAGE_HEADERS = {
 router = APIRouter(tags=["service"])
 
 
-@router.get("/me", response_model=Identity, responses=ROOT_RESPONSES)
+@router.get("/me", response_model=Identity, responses=ME_RESPONSES)
 async def me(service: Chat, caller: Caller) -> Identity:
     """The service's access mode and, in production mode, the user the bearer token proves
     (401 without a valid one): what the page asks before it shows a user or a token field."""
