@@ -15,23 +15,21 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import serving
 from memory_quality import CHAT, System, busy_ports, percentile
 
 
@@ -46,17 +44,8 @@ class FakeModel:
 
     def __init__(self, words: int, chunk_seconds: float) -> None:
         self.words, self.delay = words, chunk_seconds
-        app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        self.base_url = ""
 
     async def _chat(self, request: Request) -> StreamingResponse:
         await request.body()
@@ -73,14 +62,9 @@ class FakeModel:
 
     @contextmanager
     def running(self) -> Iterator[FakeModel]:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        try:
+        with serving(self.app) as address:
+            self.base_url = f"{address}/v1"
             yield self
-        finally:
-            self._server.should_exit = True
-            self._thread.join(10)
 
 
 def one_turn(client: httpx.Client, n: int) -> tuple[float, float]:

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import serving
 from memory_quality import CHAT, System, busy_ports, percentile
 
 
@@ -39,17 +37,8 @@ class Collector:
     def __init__(self) -> None:
         self.requests = 0
         self.bytes = 0
-        app = Starlette(routes=[Route("/v1/traces", self._traces, methods=["POST"])])
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self.app = Starlette(routes=[Route("/v1/traces", self._traces, methods=["POST"])])
+        self.endpoint = ""
 
     async def _traces(self, request: Request) -> Response:
         self.bytes += len(await request.body())
@@ -58,14 +47,9 @@ class Collector:
 
     @contextmanager
     def running(self) -> Iterator[Collector]:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        try:
+        with serving(self.app) as address:
+            self.endpoint = address
             yield self
-        finally:
-            self._server.should_exit = True
-            self._thread.join(10)
 
 
 def measure(label: str, turns: int, env: dict[str, str]) -> None:

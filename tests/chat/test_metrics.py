@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from daca.llm.settings import LLMSettings
 from tests.chat.conftest import ClientFactory
@@ -17,8 +16,7 @@ from tests.fakes.openai_server import (
     text_reply,
     tool_call_reply,
 )
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+from tests.prometheus import Samples, samples, value
 
 
 @pytest.fixture
@@ -32,15 +30,7 @@ def scrape(client: TestClient) -> Samples:
     answer = client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    return samples(answer.text)
 
 
 def say(client: TestClient, text: str, *, stream: bool = False) -> int:
@@ -66,24 +56,24 @@ def test_turns_llm_calls_and_tokens_are_counted(
     assert say(client, "Again?") == 502
     sidecar.wait_for_published(2)
 
-    samples = scrape(client)
-    assert value(samples, "daca_llm_calls_total", purpose="chat", outcome="ok") == 3
-    assert value(samples, "daca_llm_calls_total", purpose="chat", outcome="error") == 1
-    assert value(samples, "daca_llm_call_duration_seconds_count", purpose="chat") == 4
+    found = scrape(client)
+    assert value(found, "daca_llm_calls_total", purpose="chat", outcome="ok") == 3
+    assert value(found, "daca_llm_calls_total", purpose="chat", outcome="error") == 1
+    assert value(found, "daca_llm_call_duration_seconds_count", purpose="chat") == 4
     # The fake server reports 10 prompt and 5 completion tokens a call.
-    assert value(samples, "daca_llm_tokens_total", purpose="chat", kind="input") == 30
-    assert value(samples, "daca_llm_tokens_total", purpose="chat", kind="output") == 15
-    assert value(samples, "daca_chat_turns_total", outcome="answered") == 2
-    assert value(samples, "daca_chat_turns_total", outcome="failed") == 1
+    assert value(found, "daca_llm_tokens_total", purpose="chat", kind="input") == 30
+    assert value(found, "daca_llm_tokens_total", purpose="chat", kind="output") == 15
+    assert value(found, "daca_chat_turns_total", outcome="answered") == 2
+    assert value(found, "daca_chat_turns_total", outcome="failed") == 1
     for phase in ("agent", "publish", "total"):
-        assert value(samples, "daca_chat_turn_duration_seconds_count", phase=phase) == 2, phase
+        assert value(found, "daca_chat_turn_duration_seconds_count", phase=phase) == 2, phase
     # The memory was read for all three, the failed turn included.
-    assert value(samples, "daca_chat_turn_duration_seconds_count", phase="memory_read") == 3
-    total = value(samples, "daca_chat_turn_duration_seconds_sum", phase="total")
-    agent = value(samples, "daca_chat_turn_duration_seconds_sum", phase="agent")
+    assert value(found, "daca_chat_turn_duration_seconds_count", phase="memory_read") == 3
+    total = value(found, "daca_chat_turn_duration_seconds_sum", phase="total")
+    agent = value(found, "daca_chat_turn_duration_seconds_sum", phase="agent")
     assert total >= agent > 0
-    assert value(samples, "daca_chat_recorder_turns_total", outcome="recorded") == 2
-    assert value(samples, "daca_chat_recorder_pending") == 0
+    assert value(found, "daca_chat_recorder_turns_total", outcome="recorded") == 2
+    assert value(found, "daca_chat_recorder_pending") == 0
 
 
 def test_a_turn_waiting_for_the_sidecar_shows_as_pending(
@@ -91,6 +81,6 @@ def test_a_turn_waiting_for_the_sidecar_shows_as_pending(
 ) -> None:
     sidecar.commit_failures = 1_000
     assert say(client, "I have a cat.") == 200
-    samples = scrape(client)
-    assert value(samples, "daca_chat_recorder_pending") == 1
-    assert value(samples, "daca_chat_recorder_turns_total", outcome="recorded") == 0
+    found = scrape(client)
+    assert value(found, "daca_chat_recorder_pending") == 1
+    assert value(found, "daca_chat_recorder_turns_total", outcome="recorded") == 0

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import System
 from tests.integration.helpers import eventually
+from tests.prometheus import Samples, samples, value
 
 pytestmark = pytest.mark.redis
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
     answer = await client.get("/metrics")
     assert answer.status_code == 200, answer.text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    return samples(answer.text)
 
 
 async def say(system: System, text: str, session: str) -> None:

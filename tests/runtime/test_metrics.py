@@ -5,22 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from daca.runtime.config import SidecarConfig
+from tests import prometheus
+from tests.prometheus import samples
 from tests.runtime.harness import FakeApp, running_app, running_sidecar, write_components
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 async def test_requests_publishes_and_deliveries_are_counted(tmp_path: Path) -> None:
@@ -56,10 +47,10 @@ async def test_requests_publishes_and_deliveries_are_counted(tmp_path: Path) -> 
     assert (
         'dapr_http_server_request_count{app_id="shop",method="POST",path="",status="204"} 1' in text
     )
-    samples = parse(text)  # the parser reads a counter's samples as ``<name>_total``
+    found = samples(text)  # the parser reads a counter's samples as ``<name>_total``
 
     def value(name: str, **labels: str) -> float:
-        return samples.get((name, frozenset(labels.items())), 0.0)
+        return prometheus.value(found, name, **labels)
 
     http = {"app_id": "shop", "method": "POST", "path": ""}
     assert value("dapr_http_server_request_count_total", **http, status="204") == 1

@@ -8,11 +8,10 @@ renders exactly that app's. Names follow Prometheus' conventions: ``daca_`` pref
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -55,11 +54,6 @@ class LLMMetrics:
             self.tokens.labels(purpose, "input").inc(input_tokens)
         if output_tokens:
             self.tokens.labels(purpose, "output").inc(output_tokens)
-
-
-def gauge_of(registry: CollectorRegistry, name: str, doc: str, read: Callable[[], float]) -> None:
-    """A gauge whose value is read at each scrape."""
-    Gauge(name, doc, registry=registry).set_function(read)
 
 
 #: The OpenAPI answer of a ``GET /metrics`` route.
