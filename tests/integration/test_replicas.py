@@ -94,9 +94,10 @@ async def test_two_replicas_keep_every_turn_once(
             counters = [(await r.get("/healthz")).json()["metrics"] for r in replicas]
     assert statuses == ["SUCCESS"] * (2 * EVENTS)
     # Appends of different turns to the one session race across the replicas: some lose the
-    # ETag race and are tried again (counted); each event's second copy is a duplicate.
+    # ETag race and are tried again (counted); each event's second copy is a duplicate. (On
+    # daprd a retried append can also find its own half-applied first try: one skip more.)
     assert sum(c["append_conflicts"] for c in counters) > 0
-    assert sum(c["duplicates_skipped"] for c in counters) == EVENTS
+    assert sum(c["duplicates_skipped"] for c in counters) >= EVENTS
     contents = [entry["content"] for entry in body["history"]]
     assert body["total_entries"] == 2 * EVENTS, contents
     assert sorted(contents) == sorted(
