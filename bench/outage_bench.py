@@ -34,7 +34,8 @@ from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app as create_memory_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.redis_server import BundledRedis
 from daca.runtime.sidecar import Sidecar
 
 ROOT = Path(__file__).resolve().parents[1]

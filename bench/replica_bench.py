@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.redis_server import BundledRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

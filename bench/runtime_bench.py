@@ -37,7 +37,8 @@ import redis
 from daca.realdapr.build import DAPRD_VERSION, daprd_path
 from daca.realdapr.daprd import DaprdSidecar, LoopbackNetwork
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.redis_server import BundledRedis
 
 COMPONENTS = """apiVersion: dapr.io/v1alpha1
 kind: Component

@@ -24,7 +24,8 @@ from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from daca.memory.userlog import PAGE_SIZE
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.redis_server import BundledRedis
 from daca.runtime.sidecar import Sidecar
 
 _WORD_TEXT = (

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import settings
 
 from daca.realdapr.daprd import LoopbackNetwork
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.redis_server import BundledRedis
 from tests.engines import (
     APP_IDS,
     ENGINES,

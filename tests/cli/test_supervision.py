@@ -18,7 +18,7 @@ import pytest
 
 from daca.runtime.applaunch import AppLaunch
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port, is_listening
+from daca.runtime.net import free_port, is_listening
 from daca.runtime.supervisor import RestartPolicy, Supervisor
 from tests.cli.fakes import FakeFactory, RecordingConsole, process_gone, until, wait_until
 

@@ -30,7 +30,8 @@ import pytest
 import yaml
 
 from daca.realdapr.build import CLI_VERSION, DAPRD_VERSION, cli_path
-from daca.runtime.redis_server import BundledRedis, is_listening
+from daca.runtime.net import is_listening
+from daca.runtime.redis_server import BundledRedis
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import pytest
 
 from daca.realdapr.daprd import DaprdSidecar, LoopbackNetwork
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import APP_IDS, DaprdEngine
 from tests.runtime.api.helpers import client_for
 from tests.runtime.harness import FakeApp, component_yaml, running_app

@@ -778,7 +778,7 @@ async def test_redeliver_interval_duration_string(
     reclaims every 15 s, the default. ``processingTimeout: "3s"`` is honoured by both.
 
     UNDOCUMENTED DIFFERENCE (reported): daca parses the string (pubsub/redis_settings.py,
-    RedisPubSubSettings.from_component / _duration). Note that tests/runtime/harness.py's
+    RedisPubSubSettings.from_spec / _duration). Note that tests/runtime/harness.py's
     ``write_components`` uses ``"200ms"``, so on daprd its redeliveries take 15 s.
 
     An entry is left pending by a foreign consumer ("ghost") of the app's group and kept fresh

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from daca.runtime.redis_server import is_listening
+from daca.runtime.net import is_listening
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

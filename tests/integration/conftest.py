@@ -23,7 +23,7 @@ from daca.memory.app import create_app as create_memory_app
 from daca.memory.settings import MemorySettings
 from daca.memory.summarizer import SummaryWriter
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine, SidecarHandle
 from tests.runtime.harness import serve
 

@@ -19,7 +19,7 @@ import pytest
 from daca.memory.app import create_app as create_memory_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine
 from tests.integration.conftest import copy_components
 from tests.integration.helpers import eventually

@@ -20,7 +20,7 @@ import uvicorn
 from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine
 from tests.integration.conftest import System, copy_components
 from tests.integration.helpers import eventually, history, publish, turn_event

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from daca.realdapr.daprd import DaprdSidecar
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine, per_engine
 from tests.runtime.api.helpers import eventually, raw_redis
 from tests.runtime.harness import (

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine, per_engine
 from tests.runtime.harness import (
     FakeApp,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -9,13 +11,14 @@ import pytest
 
 from daca.runtime.config import SidecarConfig
 from daca.runtime.errors import ComponentError
-from daca.runtime.redis_server import free_port, is_listening
+from daca.runtime.net import free_port, is_listening
 from daca.runtime.sidecar import Sidecar
 from tests.runtime.harness import (
     FakeApp,
     component_yaml,
     running_app,
     running_sidecar,
+    serve,
     write_components,
 )
 
@@ -110,3 +113,39 @@ async def test_a_programmatic_subscription_with_a_bad_concurrency_is_refused_alo
             assert sidecar.context.ready
             assert [s.topic for s in sidecar.context.subscriptions] == ["good"]
     assert "metadata concurrency must be a whole number > 0, got 'ten'" in caplog.text
+
+
+async def test_programmatic_subscriptions_are_asked_for_until_the_app_answers(
+    tmp_path: Path,
+) -> None:
+    """The app comes up after the sidecar: its subscriptions are still fetched, and used."""
+    port = free_port()
+    resources = write_components(tmp_path / "components", "memory")
+    app = FakeApp(subscriptions=[{"pubsubname": "pubsub", "topic": "late", "route": "/late"}])
+    config = SidecarConfig(
+        app_id="shop", app_port=port, http_port=0, resources_paths=(resources,),
+        home=tmp_path / "home",
+    )  # fmt: skip
+    async with running_sidecar(config, wait_ready=False) as sidecar:
+        await asyncio.sleep(0.3)  # a few refused attempts
+        assert not sidecar.context.ready
+        async with serve(app.asgi(), port):
+            async with asyncio.timeout(10):
+                while not sidecar.context.ready:
+                    await asyncio.sleep(0.01)
+    assert [s.topic for s in sidecar.context.subscriptions] == ["late"]
+
+
+async def test_an_app_that_never_answers_leaves_the_declarative_subscriptions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    resources = write_components(tmp_path / "components", "memory")
+    config = SidecarConfig(
+        app_id="shop", app_port=free_port(), http_port=0, resources_paths=(resources,),
+        home=tmp_path / "home", app_start_timeout=0.3,
+    )  # fmt: skip
+    started = time.monotonic()
+    async with running_sidecar(config) as sidecar:
+        assert time.monotonic() - started >= 0.3
+        assert sidecar.context.subscriptions == []
+    assert "did not answer GET /dapr/subscribe" in caplog.text

@@ -127,7 +127,11 @@ class TurnRecorder:
         logger.info("%s queued for retry (%d pending)", item.item_id, len(self._queue))
 
     async def _retry_forever(self) -> None:
-        """Retry the oldest queued write until it is recorded, then the next."""
+        """Retry the oldest queued write until it is recorded, then the next.
+
+        A loop of its own, not the project's retry library (stamina): shutdown must cut a pause
+        short, and the write to retry may change during one (an overflow evicts the oldest).
+        """
         delay = self._backoff.initial
         while True:
             await self._wait_for_work()

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from daca.runtime.config import SidecarConfig
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from daca.runtime.runfile import AppRunSpec
 
 

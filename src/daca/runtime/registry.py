@@ -1,6 +1,11 @@
 """Builds backends from Component specs, starts and stops them, and finds them by name.
 
-Backends register by component type (``state.redis`` ...) in ``STATE_TYPES`` / ``PUBSUB_TYPES``.
+Backends register by component type (``state.redis`` ...) in ``_state_types`` /
+``_pubsub_types``, and every one is built the same way: ``Backend.from_component(spec, *,
+client=None)`` parses its settings from the spec once (``<Backend>Settings.from_spec``; the
+in-memory state store has none); a test may inject a Redis client (the in-process backends have
+nothing to inject). ``actorStateStore`` is read here, not by the backends: as in daprd, the
+runtime adds the ``ACTOR`` capability, the same for every store.
 Where a Redis component points at a loopback address and nothing listens there, the bundled
 redis-server is started on that port (``BundledRedisPool``), once per port for the process.
 """
@@ -14,13 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daca.runtime.errors import ComponentError
+from daca.runtime.net import LOOPBACK_HOSTS, is_listening, split_host_port
 from daca.runtime.pubsub.base import PubSub
-from daca.runtime.redis_server import (
-    LOOPBACK_HOSTS,
-    BundledRedis,
-    is_listening,
-    split_host_port,
-)
+from daca.runtime.redis_server import BundledRedis
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import CAP_ACTOR, StateStore
 
@@ -93,6 +94,9 @@ class Components:
     specs: dict[str, ComponentSpec] = field(default_factory=dict)
     state_stores: dict[str, StateStore] = field(default_factory=dict)
     pubsubs: dict[str, PubSub] = field(default_factory=dict)
+    #: State stores whose component sets ``actorStateStore``: as in daprd, the runtime (not the
+    #: backend) reads that field, so every backend gets the ``ACTOR`` capability the same way.
+    actor_state_stores: set[str] = field(default_factory=set)
 
     def state_prefix(self, store: str) -> str:
         """The key prefix daprd's ``keyPrefix`` strategy gives keys of ``store`` (with ``||``)."""
@@ -114,10 +118,8 @@ class Components:
         store = self.state_stores.get(name)
         if store is None:
             return []
-        caps = set(store.capabilities)
-        if self.specs[name].get_bool("actorStateStore"):
-            caps.add(CAP_ACTOR)
-        return sorted(caps)
+        actor = {CAP_ACTOR} if name in self.actor_state_stores else set()
+        return sorted(store.capabilities | actor)
 
     async def close(self) -> None:
         for pubsub in self.pubsubs.values():
@@ -165,6 +167,8 @@ async def _start_one(
         redis_pool.ensure(spec)
     components.specs[spec.name] = spec
     if spec.type in state_types:
+        if spec.get_bool("actorStateStore"):
+            components.actor_state_stores.add(spec.name)
         store = state_types[spec.type](spec)
         await store.start()
         components.state_stores[spec.name] = store

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 import aiohttp
+import stamina
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -295,24 +296,28 @@ class Sidecar:
         )
 
     async def _fetch_programmatic(self) -> list[SubscriptionSpec]:
+        """The app's ``GET /dapr/subscribe``, asked again (50 ms doubling to 1 s) while the app
+        is not up yet, for at most ``app_start_timeout``; then none."""
         channel = self._channel()
         if channel is None:
             return []
-        deadline = time.monotonic() + self.config.app_start_timeout
-        delay = 0.05
-        while True:
-            try:
-                return await self._ask_subscriptions(channel)
-            except (aiohttp.ClientError, TimeoutError):
-                if time.monotonic() > deadline:
-                    logger.warning(
-                        "the app at %s did not answer GET /dapr/subscribe; only "
-                        "declarative subscriptions are used",
-                        channel.base_url,
-                    )
-                    return []
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        unreachable = (aiohttp.ClientError, TimeoutError)
+        retrying = stamina.AsyncRetryingCaller(
+            attempts=None,
+            timeout=self.config.app_start_timeout,
+            wait_initial=0.05,
+            wait_max=1.0,
+            wait_jitter=0.0,
+        )
+        try:
+            return await retrying(unreachable, self._ask_subscriptions, channel)
+        except unreachable:
+            logger.warning(
+                "the app at %s did not answer GET /dapr/subscribe; only "
+                "declarative subscriptions are used",
+                channel.base_url,
+            )
+            return []
 
     @staticmethod
     async def _ask_subscriptions(channel: AppChannel) -> list[SubscriptionSpec]:

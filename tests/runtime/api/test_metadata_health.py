@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from daca.realdapr.build import DAPRD_VERSION
-from daca.runtime.redis_server import free_port
+from daca.runtime.net import free_port
 from tests.engines import Engine, per_engine
 from tests.runtime.api.helpers import (
     JSON,

@@ -44,7 +44,8 @@ class Backend:
             source="test.yaml",
         )
         cls: Any = RedisPubSub if self.kind == "redis" else MemoryPubSub
-        pubsub: PubSub = cls.from_component(spec, drain_timeout=0.5)
+        pubsub: PubSub = cls.from_component(spec)
+        pubsub.drain_timeout = 0.5
         await pubsub.start()
         self.made.append(pubsub)
         return pubsub
@@ -204,7 +205,9 @@ async def test_publish_after_close_fails_loudly(backend: Backend) -> None:
 
 
 async def test_memory_drops_messages_nobody_subscribes_to() -> None:
-    pubsub = MemoryPubSub(redeliver_interval=0.05)
+    pubsub = MemoryPubSub.from_component(
+        ComponentSpec("p", "pubsub.in-memory", "v1", {"redeliverInterval": "50ms"}, "test.yaml")
+    )
     await pubsub.start()
     name, recorder = topic(), Recorder()
     await pubsub.publish(name, b"lost", {})
@@ -224,8 +227,8 @@ def test_memory_reads_its_metadata() -> None:
         source="test.yaml",
     )
     pubsub = MemoryPubSub.from_component(spec)
-    assert (pubsub.redeliver_interval, pubsub.concurrency) == (0.25, 4)
+    assert (pubsub.settings.redeliver_interval, pubsub.settings.concurrency) == (0.25, 4)
     defaults = MemoryPubSub.from_component(
         ComponentSpec("p", "pubsub.in-memory", "v1", {}, "test.yaml")
     )
-    assert defaults.redeliver_interval == 1.0
+    assert (defaults.settings.redeliver_interval, defaults.settings.concurrency) == (1.0, 10)

@@ -13,10 +13,11 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from daca.runtime.errors import ComponentError, StoreError
+from daca.runtime.net import free_port, split_host_port
 from daca.runtime.pubsub.base import Message
 from daca.runtime.pubsub.redis import RedisPubSub
 from daca.runtime.pubsub.redis_settings import RedisPubSubSettings
-from daca.runtime.redis_server import BundledRedis, free_port, split_host_port
+from daca.runtime.redis_server import BundledRedis
 from daca.runtime.resources import ComponentSpec
 
 pytestmark = pytest.mark.redis
@@ -63,9 +64,8 @@ async def make(redis_url: str) -> AsyncIterator[Make]:
     made: list[RedisPubSub] = []
 
     async def factory(*, drain_timeout: float = 0.5, **metadata: str) -> RedisPubSub:
-        pubsub = RedisPubSub.from_component(
-            spec_for(redis_url, **metadata), drain_timeout=drain_timeout
-        )
+        pubsub = RedisPubSub.from_component(spec_for(redis_url, **metadata))
+        pubsub.drain_timeout = drain_timeout
         await pubsub.start()
         made.append(pubsub)
         return pubsub
@@ -214,6 +214,25 @@ async def test_deleted_pending_entry_is_acked(make: Make, raw: Redis) -> None:
     await eventually(lambda: nothing_pending(raw, "orders", "app"))
 
 
+async def test_an_injected_client_is_used_and_left_open(redis_url: str, raw: Redis) -> None:
+    pubsub = RedisPubSub.from_component(spec_for(redis_url), client=raw)
+    await pubsub.start()
+    received: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        received.append(message)
+
+    try:
+        assert pubsub.client is raw
+        await pubsub.subscribe("injected", handler, group="app", concurrency=1)
+        await pubsub.publish("injected", b"x", {})
+        await eventually(lambda: len(received) == 1)
+    finally:
+        await pubsub.close()
+    assert await raw.ping()
+    assert await raw.xlen("injected") == 1
+
+
 async def test_publish_to_unreachable_redis_raises_store_error(tmp_path: Path) -> None:
     server = BundledRedis(free_port(), tmp_path, persistent=False)
     await server.astart()
@@ -257,18 +276,16 @@ async def test_unreachable_at_start_names_redis_host() -> None:
 
 
 def test_settings_defaults_and_durations() -> None:
-    defaults = RedisPubSubSettings.from_component(spec_for("localhost:6380"))
+    defaults = RedisPubSubSettings.from_spec(spec_for("localhost:6380"))
     assert (defaults.connection.address, defaults.consumer_id) == ("localhost:6380", "")
     assert (defaults.queue_depth, defaults.concurrency) == (100, 10)
     assert (defaults.processing_timeout, defaults.redeliver_interval) == (60.0, 15.0)
-    tuned = RedisPubSubSettings.from_component(
+    tuned = RedisPubSubSettings.from_spec(
         spec_for("h:1", processingTimeout="1500", redeliverInterval="1m30s", maxLenApprox="1000")
     )
     assert (tuned.processing_timeout, tuned.redeliver_interval) == (1.5, 90.0)
     assert tuned.max_len_approx == 1000
-    assert not RedisPubSubSettings.from_component(
-        spec_for("h:1", redeliverInterval="0")
-    ).reclaim_enabled
+    assert not RedisPubSubSettings.from_spec(spec_for("h:1", redeliverInterval="0")).reclaim_enabled
 
 
 @pytest.mark.parametrize(
@@ -276,7 +293,7 @@ def test_settings_defaults_and_durations() -> None:
 )
 def test_bad_metadata_names_the_field(field: str, value: str) -> None:
     with pytest.raises(ComponentError, match=field):
-        RedisPubSubSettings.from_component(spec_for("h:1", **{field: value}))
+        RedisPubSubSettings.from_spec(spec_for("h:1", **{field: value}))
 
 
 def test_redis_host_is_required() -> None:

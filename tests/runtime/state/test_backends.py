@@ -6,15 +6,19 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis.asyncio
 
 from daca.runtime.errors import ComponentError, ETagInvalidError, ETagMismatchError, StoreError
-from daca.runtime.redis_server import BundledRedis, free_port
+from daca.runtime.net import free_port
+from daca.runtime.pubsub.redis import RedisPubSub
+from daca.runtime.redis_server import BundledRedis
+from daca.runtime.registry import start_components
 from daca.runtime.resources import ComponentSpec
-from daca.runtime.state.base import CAP_ACTOR, DeleteRequest, SetRequest
+from daca.runtime.state.base import DeleteRequest, SetRequest
 from daca.runtime.state.memory import MemoryStateStore
 from daca.runtime.state.redis import RedisStateStore
 from daca.runtime.state.sqlite import SqliteStateStore
@@ -114,22 +118,24 @@ async def test_redis_component_ttl_is_the_default(
 
 
 @pytest.mark.redis
-async def test_redis_actor_state_store_adds_the_capability(redis_url: str) -> None:
-    store = RedisStateStore.from_component(
-        spec("redis", redisHost=redis_url, actorStateStore="true")
-    )
-    assert CAP_ACTOR in store.capabilities
-
-
-@pytest.mark.redis
 async def test_redis_leaves_an_injected_client_open(
     redis_url: str, raw_redis: redis.asyncio.Redis
 ) -> None:
-    store = RedisStateStore(spec("redis", redisHost=redis_url), client=raw_redis)
+    store = RedisStateStore.from_component(spec("redis", redisHost=redis_url), client=raw_redis)
     await store.start()
     await store.set(SetRequest("k", b"1"))
     await store.close()
     assert await raw_redis.ping()
+    assert await raw_redis.hget("k", "data") == b"1"
+
+
+@pytest.mark.parametrize("backend", [RedisStateStore, RedisPubSub])
+def test_redis_refuses_an_injected_client_that_decodes(backend: Any) -> None:
+    decoding = redis.asyncio.Redis(port=1, decode_responses=True)
+    kind = "state" if backend is RedisStateStore else "pubsub"
+    component = ComponentSpec("c", f"{kind}.redis", "v1", {"redisHost": "h:1"}, "test.yaml")
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        backend.from_component(component, client=decoding)
 
 
 async def test_redis_unreachable_is_a_component_error_naming_the_field() -> None:
@@ -267,14 +273,46 @@ async def test_sqlite_unopenable_database_is_a_component_error(tmp_path: Path) -
 
 
 async def test_memory_reports_ttl_expire_time_in_rfc3339() -> None:
-    store = MemoryStateStore.from_component(spec("in-memory", actorStateStore="true"))
+    store = MemoryStateStore.from_component(spec("in-memory"))
     await store.start()
     await store.set(SetRequest("k", b"1", ttl_seconds=60))
     item = await store.get("k")
     assert item is not None
     assert item.metadata["ttlExpireTime"][10] == "T"
     assert item.metadata["ttlExpireTime"].endswith("Z")
-    assert CAP_ACTOR in store.capabilities
+
+
+# --- every backend -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", ["in-memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+)
+async def test_actor_state_store_adds_the_capability_on_every_backend(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    extra: dict[str, str] = {}
+    if kind == "sqlite":
+        extra = {"connectionString": str(tmp_path / "state.db")}
+    elif kind == "redis":
+        extra = {"redisHost": request.getfixturevalue("redis_url")}
+    actors = {**extra, "actorStateStore": "true"}
+    specs = [
+        ComponentSpec("actors", f"state.{kind}", "v1", actors, "test.yaml"),
+        ComponentSpec("plain", f"state.{kind}", "v1", extra, "test.yaml"),
+    ]
+    components = await start_components(specs, "app", None)
+    try:
+        assert components.capabilities("actors") == ["ACTOR", "ETAG", "TRANSACTIONAL", "TTL"]
+        assert components.capabilities("plain") == ["ETAG", "TRANSACTIONAL", "TTL"]
+    finally:
+        await components.close()
+
+
+async def test_a_bad_actor_state_store_flag_fails_at_start() -> None:
+    bad = spec("in-memory", actorStateStore="maybe")
+    with pytest.raises(ComponentError, match="'actorStateStore' must be a boolean"):
+        await start_components([bad], "app", None)
 
 
 def test_each_backend_reads_ttl_in_seconds_as_its_daprd_store(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from daca.runtime.pubsub.workers import DEFAULT_DRAIN_TIMEOUT
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -45,6 +47,10 @@ class PubSub(abc.ABC):
     Lifecycle: ``await start()`` (connects; :class:`~daca.runtime.errors.ComponentError` if the
     backend is unreachable), ``await close()`` (closes every subscription it made).
     """
+
+    #: Seconds a closing subscription waits for its handlers in flight before cancelling them.
+    #: No component field sets it (daprd has none); tests shorten it on an instance.
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
 
     @abc.abstractmethod
     async def start(self) -> None: ...

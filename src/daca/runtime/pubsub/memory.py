@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from dataclasses import dataclass
 
 from daca.runtime.durations import parse_duration
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
-from daca.runtime.pubsub.workers import DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT, Workers
+from daca.runtime.pubsub.workers import DEFAULT_CONCURRENCY, Workers
 from daca.runtime.resources import ComponentSpec
 
 logger = logging.getLogger(__name__)
@@ -69,34 +70,20 @@ class _MemorySubscription(Subscription):
                 message.topic,
                 message.id,
                 type(exc).__name__,
-                self._broker.redeliver_interval,
+                self._broker.settings.redeliver_interval,
             )
             self._broker.redeliver_later(self._group.queue, message)
 
 
-class MemoryPubSub(PubSub):
-    """The in-process broker; see the module docstring for its delivery rules."""
+@dataclass(frozen=True, slots=True)
+class MemoryPubSubSettings:
+    """The component metadata: ``redeliverInterval`` (a duration) and ``concurrency``."""
 
-    def __init__(
-        self,
-        *,
-        redeliver_interval: float = DEFAULT_REDELIVER_INTERVAL,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-    ) -> None:
-        self.redeliver_interval = redeliver_interval
-        self.concurrency = concurrency
-        self.drain_timeout = drain_timeout
-        self._topics: dict[str, dict[str, _Group]] = {}
-        self._subscriptions: set[_MemorySubscription] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._ids = itertools.count(1)
-        self._started = False
+    redeliver_interval: float = DEFAULT_REDELIVER_INTERVAL
+    concurrency: int = DEFAULT_CONCURRENCY
 
     @classmethod
-    def from_component(
-        cls, spec: ComponentSpec, *, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
-    ) -> MemoryPubSub:
+    def from_spec(cls, spec: ComponentSpec) -> MemoryPubSubSettings:
         raw = spec.get("redeliverInterval")
         try:
             interval = parse_duration(raw) if raw else DEFAULT_REDELIVER_INTERVAL
@@ -105,9 +92,24 @@ class MemoryPubSub(PubSub):
         concurrency = spec.get_int("concurrency", DEFAULT_CONCURRENCY)
         if concurrency < 1:
             raise spec.error("concurrency", "must be at least 1")
-        return cls(
-            redeliver_interval=interval, concurrency=concurrency, drain_timeout=drain_timeout
-        )
+        return cls(interval, concurrency)
+
+
+class MemoryPubSub(PubSub):
+    """The in-process broker; see the module docstring for its delivery rules."""
+
+    def __init__(self, settings: MemoryPubSubSettings) -> None:
+        self.settings = settings
+        self._topics: dict[str, dict[str, _Group]] = {}
+        self._subscriptions: set[_MemorySubscription] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._ids = itertools.count(1)
+        self._started = False
+
+    @classmethod
+    def from_component(cls, spec: ComponentSpec, *, client: None = None) -> MemoryPubSub:
+        """No client to inject: the broker is this object."""
+        return cls(MemoryPubSubSettings.from_spec(spec))
 
     async def start(self) -> None:
         self._started = True
@@ -135,7 +137,7 @@ class MemoryPubSub(PubSub):
     ) -> Subscription:
         self._require_started()
         queue_group = self._topics.setdefault(topic, {}).setdefault(group, _Group())
-        size = concurrency if concurrency > 0 else self.concurrency
+        size = concurrency if concurrency > 0 else self.settings.concurrency
         subscription = _MemorySubscription(self, queue_group, handler, size)
         subscription.start()
         self._subscriptions.add(subscription)
@@ -148,7 +150,7 @@ class MemoryPubSub(PubSub):
             self._timers.discard(handle)
             queue.put_nowait(message)
 
-        handle = asyncio.get_running_loop().call_later(self.redeliver_interval, fire)
+        handle = asyncio.get_running_loop().call_later(self.settings.redeliver_interval, fire)
         self._timers.add(handle)
 
     def forget(self, subscription: _MemorySubscription) -> None:

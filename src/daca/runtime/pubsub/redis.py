@@ -25,15 +25,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import stamina
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
-from daca.runtime.errors import ComponentError, StoreError
+from daca.runtime.errors import StoreError
 from daca.runtime.gojson import marshal
 from daca.runtime.pubsub.base import Handler, Message, PubSub, Subscription
 from daca.runtime.pubsub.redis_settings import RedisPubSubSettings
-from daca.runtime.pubsub.workers import DEFAULT_DRAIN_TIMEOUT, Workers
+from daca.runtime.pubsub.workers import Workers
+from daca.runtime.redisconn import check_injected, connect, release, sibling
 from daca.runtime.resources import ComponentSpec
 
 logger = logging.getLogger(__name__)
@@ -66,16 +68,27 @@ def _to_message(topic: str, entry: _Entry) -> Message:
 async def _retrying(
     what: str, step: Callable[[], Awaitable[None]], running: Callable[[], bool]
 ) -> None:
-    """Run ``step`` while ``running()``, logging errors (Redis down, ...), backing off up to 5s."""
-    backoff = 0.1
+    """Run ``step`` while ``running()``, outliving a Redis outage: redis-py's ``Retry`` gives a
+    command under a second, so past that errors are logged here and retried, backing off from
+    0.1 s to 5 s, for as long as it takes; each success starts the backoff over."""
     while running():
-        try:
-            await step()
-            backoff = 0.1
-        except Exception as exc:
-            logger.warning("redis pubsub: %s failed (%r); retrying in %.1fs", what, exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+        async for attempt in stamina.retry_context(
+            on=Exception,
+            attempts=None,
+            timeout=None,
+            wait_initial=0.1,
+            wait_max=_MAX_BACKOFF,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                try:
+                    await step()
+                except Exception as exc:
+                    wait = attempt.next_wait
+                    logger.warning(
+                        "redis pubsub: %s failed (%r); retrying in %.1fs", what, exc, wait
+                    )
+                    raise
 
 
 async def _retrying_once(what: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -94,7 +107,7 @@ class _StreamSubscription(Subscription):
         self._settings = owner.settings
         self._topic, self._group, self._handler = topic, group, handler
         self._client = owner.client
-        self._reader = owner.new_client()  # blocking XREADGROUP gets its own connection
+        self._reader = sibling(owner.client)  # blocking XREADGROUP gets its own connection
         self._in_flight = owner.in_flight(topic, group)
         self._buffer: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=self._settings.queue_depth)
         self._workers = Workers(self._buffer, self._deliver, size)
@@ -235,28 +248,23 @@ class _StreamSubscription(Subscription):
 
 
 class RedisPubSub(PubSub):
-    """Pub/sub over Redis Streams; see the module docstring for the wire layout."""
+    """Pub/sub over Redis Streams, through an injected client (left open) or one made by
+    ``start``; see the module docstring for the wire layout."""
 
     def __init__(
-        self,
-        settings: RedisPubSubSettings,
-        *,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-        spec: ComponentSpec | None = None,
+        self, spec: ComponentSpec, settings: RedisPubSubSettings, client: Redis | None
     ) -> None:
+        check_injected(client, "RedisPubSub")
+        self.spec = spec
         self.settings = settings
-        self.drain_timeout = drain_timeout
-        self._spec = spec  # names the file and field in start-up errors
+        self._injected = client
         self._client: Redis | None = None
         self._subscriptions: set[_StreamSubscription] = set()
         self._in_flight: dict[tuple[str, str], set[bytes]] = {}
 
     @classmethod
-    def from_component(
-        cls, spec: ComponentSpec, *, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
-    ) -> RedisPubSub:
-        settings = RedisPubSubSettings.from_component(spec)
-        return cls(settings, drain_timeout=drain_timeout, spec=spec)
+    def from_component(cls, spec: ComponentSpec, *, client: Redis | None = None) -> RedisPubSub:
+        return cls(spec, RedisPubSubSettings.from_spec(spec), client)
 
     @property
     def processing_timeout(self) -> float:
@@ -269,28 +277,18 @@ class RedisPubSub(PubSub):
             raise RuntimeError("RedisPubSub used before start()")
         return self._client
 
-    def new_client(self) -> Redis:
-        """A client (with its own connection pool) for these settings."""
-        return self.settings.connection.client()
-
     async def start(self) -> None:
-        client = self.new_client()
         try:
-            await client.ping()
+            self._client = await connect(self.settings.connection, self._injected)
         except (RedisError, OSError) as exc:
-            await client.aclose()
             problem = f"{self.settings.connection.address} is unreachable: {exc}"
-            if self._spec is None:
-                raise ComponentError(f"redis pubsub: redisHost {problem}") from exc
-            raise self._spec.error("redisHost", problem) from exc
-        self._client = client
+            raise self.spec.error("redisHost", problem) from exc
 
     async def close(self) -> None:
         for subscription in list(self._subscriptions):
             await subscription.close()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        client, self._client = self._client, None
+        await release(client, self._injected)
 
     async def publish(self, topic: str, data: bytes, metadata: dict[str, str] | None) -> None:
         fields: dict[FieldT, EncodableT] = {"data": data}

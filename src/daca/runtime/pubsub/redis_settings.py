@@ -34,7 +34,7 @@ class RedisPubSubSettings:
     max_len_approx: int | None = None
 
     @classmethod
-    def from_component(cls, spec: ComponentSpec) -> RedisPubSubSettings:
+    def from_spec(cls, spec: ComponentSpec) -> RedisPubSubSettings:
         max_len = spec.get_int("maxLenApprox", 0)
         settings = cls(
             connection=RedisConnection.from_spec(spec),

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import (
-    CAP_ACTOR,
     DeleteRequest,
     Operation,
     SetRequest,
@@ -48,16 +47,15 @@ class _Entry:
 class MemoryStateStore(StateStore):
     """Items in a dict; every operation holds one lock, so transactions are trivially atomic."""
 
-    def __init__(self, *, actor_state_store: bool = False) -> None:
+    def __init__(self) -> None:
         self._items: dict[str, _Entry] = {}
         self._lock = asyncio.Lock()
         self._started = False
-        if actor_state_store:
-            self.capabilities = StateStore.capabilities | {CAP_ACTOR}
 
     @classmethod
-    def from_component(cls, spec: ComponentSpec) -> MemoryStateStore:
-        return cls(actor_state_store=spec.get_bool("actorStateStore"))
+    def from_component(cls, spec: ComponentSpec, *, client: None = None) -> MemoryStateStore:
+        """The store reads no metadata, and has no client to inject: it is its own dict."""
+        return cls()
 
     async def start(self) -> None:
         self._started = True

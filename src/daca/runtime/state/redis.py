@@ -29,10 +29,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from daca.runtime.errors import ETagInvalidError, ETagMismatchError, StoreError
-from daca.runtime.redisconn import RedisConnection
+from daca.runtime.redisconn import RedisConnection, check_injected, connect, release
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import (
-    CAP_ACTOR,
     DeleteRequest,
     Operation,
     SetRequest,
@@ -85,7 +84,6 @@ class RedisSettings:
 
     connection: RedisConnection
     ttl_seconds: int | None = None  # the component-wide default TTL
-    actor_state_store: bool = False
 
     @property
     def address(self) -> str:
@@ -98,7 +96,6 @@ class RedisSettings:
         return cls(
             connection=RedisConnection.from_spec(spec),
             ttl_seconds=spec.get_int("ttlInSeconds", 0) if spec.get("ttlInSeconds") else None,
-            actor_state_store=spec.get_bool("actorStateStore"),
         )
 
 
@@ -118,41 +115,35 @@ def redis_etag(operation: Operation) -> str:
 
 
 class RedisStateStore(StateStore):
-    """State in Redis hashes. ``client`` is injected (and left open) or created by ``start``."""
+    """State in Redis hashes, through an injected client (left open) or one made by ``start``."""
 
     value_encoding = "fastest"
 
-    def __init__(self, spec: ComponentSpec, *, client: Redis | None = None) -> None:
+    def __init__(self, spec: ComponentSpec, settings: RedisSettings, client: Redis | None) -> None:
+        check_injected(client, "RedisStateStore")
         self.spec = spec
-        self.settings = RedisSettings.from_spec(spec)
-        if self.settings.actor_state_store:
-            self.capabilities = StateStore.capabilities | {CAP_ACTOR}
-        if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("RedisStateStore needs a client with decode_responses=False")
-        self._client = client
-        self._owns_client = client is None
+        self.settings = settings
+        self._injected = client
+        self._client: Redis | None = None
         self._script: AsyncScript | None = None
 
     @classmethod
-    def from_component(cls, spec: ComponentSpec) -> RedisStateStore:
-        return cls(spec)
+    def from_component(cls, spec: ComponentSpec, *, client: Redis | None = None) -> RedisStateStore:
+        return cls(spec, RedisSettings.from_spec(spec), client)
 
     async def start(self) -> None:
-        client = self._client or self._new_client()
-        self._client = client
         try:
-            await client.ping()
+            client = await connect(self.settings.connection, self._injected)
         except RedisError as exc:
-            await self._release_client()
             raise self._start_error(exc) from exc
-        self._script = client.register_script(_TRANSACT_LUA)
+        self._client, self._script = client, client.register_script(_TRANSACT_LUA)
         logger.info(
             "state store %r: connected to Redis at %s", self.spec.name, self.settings.address
         )
 
     async def close(self) -> None:
-        self._script = None
-        await self._release_client()
+        client, self._client, self._script = self._client, None, None
+        await release(client, self._injected)
 
     async def get(self, key: str) -> StateItem | None:
         return (await self.bulk_get([key]))[0]
@@ -237,21 +228,12 @@ class RedisStateStore(StateStore):
             name, address = self.spec.name, self.settings.address
             raise StoreError(f"redis state store {name!r} at {address}: {exc}") from exc
 
-    def _new_client(self) -> Redis:
-        return self.settings.connection.client()
-
     def _start_error(self, exc: RedisError) -> Exception:
         if isinstance(exc, AuthenticationError):
             return self.spec.error(
                 "redisPassword", f"was rejected by {self.settings.address}: {exc}"
             )
         return self.spec.error("redisHost", f"= {self.settings.address}: cannot connect: {exc}")
-
-    async def _release_client(self) -> None:
-        """Close the client if this store created it; an injected one stays with its owner."""
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     def _started(self) -> tuple[Redis, AsyncScript]:
         if self._client is None or self._script is None:

@@ -32,7 +32,6 @@ from daca.runtime.durations import parse_duration
 from daca.runtime.errors import StoreError
 from daca.runtime.resources import ComponentSpec
 from daca.runtime.state.base import (
-    CAP_ACTOR,
     DeleteRequest,
     Operation,
     SetRequest,
@@ -67,7 +66,6 @@ class SqliteSettings:
     timeout: float = 20.0
     disable_wal: bool = False
     cleanup_interval: float = 0.0
-    actor_state_store: bool = False
 
     @classmethod
     def from_spec(cls, spec: ComponentSpec) -> SqliteSettings:
@@ -81,7 +79,6 @@ class SqliteSettings:
             timeout=_duration(spec, "timeout", "20s"),
             disable_wal=spec.get_bool("disableWAL"),
             cleanup_interval=_duration(spec, "cleanupInterval", "0s"),
-            actor_state_store=spec.get_bool("actorStateStore"),
         )
 
     @property
@@ -240,18 +237,17 @@ class _Database:
 class SqliteStateStore(StateStore):
     """A state store in one SQLite database file (or an in-memory database)."""
 
-    def __init__(self, spec: ComponentSpec) -> None:
+    def __init__(self, spec: ComponentSpec, settings: SqliteSettings) -> None:
         self.spec = spec
-        self.settings = SqliteSettings.from_spec(spec)
-        if self.settings.actor_state_store:
-            self.capabilities = StateStore.capabilities | {CAP_ACTOR}
-        self._db = _Database(self.settings)
+        self.settings = settings
+        self._db = _Database(settings)
         self._executor: ThreadPoolExecutor | None = None
         self._cleanup: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_component(cls, spec: ComponentSpec) -> SqliteStateStore:
-        return cls(spec)
+    def from_component(cls, spec: ComponentSpec, *, client: None = None) -> SqliteStateStore:
+        """No client to inject: the connection must be opened on the store's own thread."""
+        return cls(spec, SqliteSettings.from_spec(spec))
 
     async def start(self) -> None:
         if self._executor is not None:
