@@ -33,7 +33,7 @@ from yarl import URL
 
 from daca.runtime.api.bodylimit import BodyTooLargeError, read_body
 from daca.runtime.appchannel import AppChannel, request_body
-from daca.runtime.errors import DaprError
+from daca.runtime.errors import DirectInvokeFailed, DirectInvokeNoAppId
 from daca.runtime.headers import (
     API_TOKEN_HEADER,
     CALLER_SET,
@@ -57,8 +57,8 @@ ORIGINAL_PATH_KEY = "daca.original_path"
 NO_APP_ID = "failed getting app id either from the URL path or the header dapr-app-id"
 
 
-def _invoke_error(app_id: str, cause: str) -> DaprError:
-    return DaprError(500, "ERR_DIRECT_INVOKE", f"failed to invoke, id: {app_id}, err: {cause}")
+def _invoke_error(app_id: str, cause: str) -> DirectInvokeFailed:
+    return DirectInvokeFailed(f"failed to invoke, id: {app_id}, err: {cause}")
 
 
 def _go_client_error(method: str, url: URL, exc: BaseException) -> str:
@@ -105,7 +105,7 @@ class Invoker:
         path = request.scope.get(ORIGINAL_PATH_KEY, request.scope["path"])
         target, method = find_target_and_method(path, request.headers)
         if not target:
-            raise DaprError(404, "ERR_DIRECT_INVOKE", NO_APP_ID)
+            raise DirectInvokeNoAppId(NO_APP_ID)
         return await self.invoke(target, method, request)
 
     async def invoke(self, target: str, method: str, request: Request) -> Response:

@@ -194,6 +194,15 @@ async def test_bulk_publish_errors(dapr: httpx.AsyncClient) -> None:
             f'[{{"entryId": 1, {text}}}]'.encode(): field + "entryId of type string",
             f'[{{"entryId": "1", {text}, "metadata": {{"a": 1}}}}]'.encode(): field
             + "metadata of type string",
+            f'[{{"entryId": "1", {text}, "metadata": ["a"]}}]'.encode(): "json: cannot unmarshal"
+            " array into Go struct field bulkPublishMessageEntry.metadata"
+            " of type map[string]string",
+            b'[{"entryId": "1", "event": "x", "contentType": 1}]': field
+            + "contentType of type string",
+            b"[1]": "json: cannot unmarshal number into Go value of type "
+            "http.bulkPublishMessageEntry",
+            b'"x"': "json: cannot unmarshal string into Go value of type "
+            "[]http.bulkPublishMessageEntry",
         }
         for content, problem in bad_json.items():
             r = await dapr.post(url, content=content, headers=JSON_TYPE)

@@ -108,6 +108,7 @@ MALFORMED_SAVES = {
     "truncated": (b'[{"key": "a", "value": 1}', "unexpected EOF"),
     "unterminated": (b'[{"key": "a', "unexpected EOF"),
     "object": (b"{}", "json: cannot unmarshal object into Go value of type []state.SetRequest"),
+    "string": (b'"a"', "json: cannot unmarshal string into Go value of type []state.SetRequest"),
     "item-number": (b"[5]", "json: cannot unmarshal number into Go value of type state.SetRequest"),
     "key-number": (
         b'[{"key": 5, "value": 1}]',
@@ -123,6 +124,24 @@ MALFORMED_SAVES = {
     ),
     "metadata-number": (
         b'[{"key": "a", "value": 1, "metadata": {"ttlInSeconds": 5}}]',
+        "json: cannot unmarshal number into Go struct field SetRequest.metadata of type string",
+    ),
+    "metadata-bool": (
+        b'[{"key": "a", "value": 1, "metadata": {"ttlInSeconds": true}}]',
+        "json: cannot unmarshal bool into Go struct field SetRequest.metadata of type string",
+    ),
+    "metadata-array": (
+        b'[{"key": "a", "value": 1, "metadata": ["x"]}]',
+        "json: cannot unmarshal array into Go struct field SetRequest.metadata"
+        " of type map[string]string",
+    ),
+    "content-type-number": (
+        b'[{"key": "a", "value": 1, "contentType": 1}]',
+        "json: cannot unmarshal number into Go struct field SetRequest.contentType of type string",
+    ),
+    # Go goes on after a mistake and reports the first one in the body, not in the struct.
+    "first-mistake-wins": (
+        b'[{"metadata": {"a": 1}, "key": 5}, {"etag": 1}]',
         "json: cannot unmarshal number into Go struct field SetRequest.metadata of type string",
     ),
     "options-string": (
@@ -621,10 +640,30 @@ MALFORMED_BULK = {
         "json: cannot unmarshal number 1.5 into Go struct field BulkGetRequest.parallelism"
         " of type int",
     ),
+    "parallelism-exponent": (
+        b'{"keys": ["a"], "parallelism": 1e3}',
+        "json: cannot unmarshal number 1e3 into Go struct field BulkGetRequest.parallelism"
+        " of type int",
+    ),
+    "parallelism-beyond-int64": (
+        b'{"keys": ["a"], "parallelism": 9223372036854775808}',
+        "json: cannot unmarshal number 9223372036854775808 into Go struct field"
+        " BulkGetRequest.parallelism of type int",
+    ),
+    "parallelism-string": (
+        b'{"keys": ["a"], "parallelism": "2"}',
+        "json: cannot unmarshal string into Go struct field BulkGetRequest.parallelism of type int",
+    ),
     "metadata-number": (
         b'{"keys": ["a"], "metadata": {"x": 1}}',
         "json: cannot unmarshal number into Go struct field BulkGetRequest.metadata of type string",
     ),
+    "metadata-array": (
+        b'{"keys": ["a"], "metadata": ["x"]}',
+        "json: cannot unmarshal array into Go struct field BulkGetRequest.metadata"
+        " of type map[string]string",
+    ),
+    "array": (b'["a"]', "json: cannot unmarshal array into Go value of type http.BulkGetRequest"),
 }
 
 
@@ -734,6 +773,15 @@ MALFORMED_TRANSACTIONS = {
         "json: cannot unmarshal number into Go struct field stateTransactionRequestBody.metadata"
         " of type string",
     ),
+    "metadata-array": (
+        b'{"operations": [], "metadata": ["a"]}',
+        "json: cannot unmarshal array into Go struct field stateTransactionRequestBody.metadata"
+        " of type map[string]string",
+    ),
+    "array": (
+        b"[]",
+        "json: cannot unmarshal array into Go value of type http.stateTransactionRequestBody",
+    ),
     "request-string": (
         b'{"operations": [{"operation": "upsert", "request": "x"}]}',
         "'' expected a map, got 'string'",
@@ -746,6 +794,19 @@ MALFORMED_TRANSACTIONS = {
         "* 'Metadata[a]' expected type 'string', got unconvertible type '[]interface {}',"
         " value: '[1 true]'\n"
         "* 'Options' expected a map, got 'string'",
+    ),
+    "request-ttl-number": (
+        b'{"operations": [{"operation": "upsert", "request":'
+        b' {"key": "k", "metadata": {"ttlInSeconds": 5}, "options": {"concurrency": 1}}}]}',
+        "2 error(s) decoding:\n\n"
+        "* 'Metadata[ttlInSeconds]' expected type 'string', got unconvertible type 'float64',"
+        " value: '5'\n"
+        "* 'Options.Concurrency' expected type 'string', got unconvertible type 'float64',"
+        " value: '1'",
+    ),
+    "request-metadata-array": (
+        b'{"operations": [{"operation": "upsert", "request": {"key": "k", "metadata": ["a"]}}]}',
+        "1 error(s) decoding:\n\n* 'Metadata' expected a map, got 'slice'",
     ),
 }
 

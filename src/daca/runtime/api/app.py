@@ -14,7 +14,7 @@ from daca.runtime.api import publish, routes, state
 from daca.runtime.api.bodylimit import BodyLimit, BodyTooLargeError
 from daca.runtime.api.common import RuntimeContext, error_response
 from daca.runtime.api.middleware import APITokenMiddleware
-from daca.runtime.errors import DaprError
+from daca.runtime.errors import BodyReadFailed, DaprError
 from daca.runtime.invoke import ORIGINAL_PATH_KEY, PEER_PATH
 from daca.runtime.invoketarget import go_clean
 from daca.runtime.metrics import CountRequests
@@ -27,8 +27,7 @@ async def _dapr_error(request: Request, exc: Exception) -> Response:
 
 async def _body_too_large(request: Request, exc: Exception) -> Response:
     """What daprd answers when an endpoint cannot read its body (``ErrBodyRead``)."""
-    message = f"failed to read request body: {exc}"
-    return error_response(DaprError(400, "ERR_BODY_READ", message))
+    return error_response(BodyReadFailed(f"failed to read request body: {exc}"))
 
 
 class CleanPath:

@@ -1,8 +1,9 @@
 """A bulk publish body as daprd reads it: ``[]bulkPublishMessageEntry``, each event in bytes.
 
-The body is decoded as Go decodes it into daprd's type (keys in any case, its type errors); each
-entry's event becomes the bytes published as daprd's ``ConvertEventToBytes`` makes them (base64
-decoded for ``application/octet-stream``, a string for text, JSON for JSON and CloudEvents).
+The body is decoded as Go decodes it into daprd's type (keys in any case, its type errors;
+:mod:`.gomodels`); each entry's event becomes the bytes published as daprd's
+``ConvertEventToBytes`` makes them (base64 decoded for ``application/octet-stream``, a string
+for text, JSON for JSON and CloudEvents).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from daca.runtime.api.bodylimit import TOO_LARGE
+from daca.runtime.api.gomodels import GoBody, GoStruct
 from daca.runtime.cloudevents import (
     is_binary_content_type,
     is_cloudevent_content_type,
@@ -22,41 +25,25 @@ from daca.runtime.cloudevents import (
 )
 from daca.runtime.godecode import first_value
 from daca.runtime.gojson import marshal
-from daca.runtime.gotypes import ANY, STRING, GoDecoder, GoType
 
 _CONTENT_MISMATCH = "error: mismatch between contentType and event"
-_ENTRY = GoType(
-    "http.bulkPublishMessageEntry",
-    "struct",
-    fields=(
-        ("entryId", STRING),
-        ("event", ANY),
-        ("contentType", STRING),
-        ("metadata", GoType("map[string]string", "map", STRING, nil_map=True)),
-    ),
-)
-_BODY = GoType("[]http.bulkPublishMessageEntry", "list", _ENTRY)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    entry_id: str
+class Entry(GoStruct):
+    go_name = "http.bulkPublishMessageEntry"
+    entry_id: str = Field(alias="entryId")
     event: Any
-    content_type: str
+    content_type: str = Field(alias="contentType")
     metadata: dict[str, str] | None  # None: the entry has none (not even ``{}``)
+
+
+_BODY = GoBody(list[Entry])
 
 
 def decode_entries(body: bytes, *, cut: bool = False) -> list[Entry]:
     """``body`` as Go's ``json.Decoder`` reads it into ``[]bulkPublishMessageEntry``; ``cut``:
     the body was stopped at the size limit. ``ValueError`` with Go's message."""
-    decoder = GoDecoder()
-    items = decoder.decode(_first_value(body, cut), _BODY)
-    if decoder.error is not None:
-        raise ValueError(decoder.error)
-    return [
-        Entry(item["entryId"], item["event"], item["contentType"], item["metadata"])
-        for item in items
-    ]
+    return _BODY.decode(_first_value(body, cut))
 
 
 def _first_value(body: bytes, cut: bool) -> Any:

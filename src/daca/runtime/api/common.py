@@ -45,14 +45,11 @@ def context(request: Request) -> RuntimeContext:
 
 
 def error_response(error: DaprError) -> Response:
+    """The one renderer of the runtime's errors: each class's status and code, daprd's body."""
     body: dict[str, Any] = {"errorCode": error.error_code, "message": error.message}
     if error.details:
         body["details"] = error.details
     return JSONResponse(body, error.status)
-
-
-def malformed(message: str) -> DaprError:
-    return DaprError(400, "ERR_MALFORMED_REQUEST", message)
 
 
 def error_info(reason: str, metadata: dict[str, str] | None) -> dict[str, Any]:

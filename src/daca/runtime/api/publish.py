@@ -17,7 +17,7 @@ from starlette.routing import Route
 from daca.runtime.api.bodylimit import BodyTooLargeError, read_body
 from daca.runtime.api.bulkentries import Entry, decode_entries, event_bytes
 from daca.runtime.api.publishcall import PublishCall
-from daca.runtime.errors import StoreError
+from daca.runtime.errors import PubsubEventsSer, StoreError
 
 
 async def publish(request: Request) -> Response:
@@ -54,9 +54,7 @@ async def _entries(call: PublishCall, request: Request) -> list[Entry]:
         message = (
             f"error when unmarshaling the request for topic {call.topic} pubsub {call.name}: {exc}"
         )
-        raise call.app_error(
-            400, "ERR_PUBSUB_EVENTS_SER", "DAPR_PUBSUB_UNMARSHAL_EVENTS", message, ""
-        ) from None
+        raise call.app_error(PubsubEventsSer, "DAPR_PUBSUB_UNMARSHAL_EVENTS", message, "") from None
 
 
 def _event_data(call: PublishCall, entry: Entry) -> bytes:
@@ -68,7 +66,7 @@ def _event_data(call: PublishCall, entry: Entry) -> bytes:
             f"pubsub {call.name}: {exc}"
         )
         raise call.app_error(
-            400, "ERR_PUBSUB_EVENTS_SER", "DAPR_PUBSUB_MARSHAL_ENVELOPE", message, str(exc)
+            PubsubEventsSer, "DAPR_PUBSUB_MARSHAL_ENVELOPE", message, str(exc)
         ) from None
 
 
@@ -87,9 +85,7 @@ def _messages(call: PublishCall, entries: list[Entry]) -> list[Prepared]:
             cause = "entryId is duplicated or not present for entry"
             where = f"topic {call.topic} pubsub {call.name}"
             message = f"error marshaling events to bytes for {where}. error: {cause}"
-            raise call.app_error(
-                400, "ERR_PUBSUB_EVENTS_SER", "DAPR_PUBSUB_MARSHAL_EVENTS", message, cause
-            )
+            raise call.app_error(PubsubEventsSer, "DAPR_PUBSUB_MARSHAL_EVENTS", message, cause)
         seen.add(entry.entry_id)
         prepared.append((entry, data, meta))
     return [

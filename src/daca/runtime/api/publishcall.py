@@ -28,7 +28,15 @@ from daca.runtime.cloudevents import (
     is_cloudevent_content_type,
     new_envelope,
 )
-from daca.runtime.errors import DaprError
+from daca.runtime.errors import (
+    DaprError,
+    PubsubCloudEventsSer,
+    PubsubEmpty,
+    PubsubNotFound,
+    PubsubPublishFailed,
+    PubsubRequestMetadata,
+    TopicNameEmpty,
+)
 from daca.runtime.gofmt import parse_go_bool
 from daca.runtime.pubsub.base import PubSub
 from daca.runtime.tracecontext import incoming_trace
@@ -36,8 +44,7 @@ from daca.runtime.ttl import apply_ttl
 
 
 def pubsub_error(
-    status: int,
-    code: str,
+    error: type[DaprError],
     reason: str,
     message: str,
     *,
@@ -48,7 +55,7 @@ def pubsub_error(
     """A pub/sub error with the ``details`` daprd's error builder adds."""
     details: list[dict[str, Any]] = [resource_info(pubsub, "pubsub", message)] if resource else []
     details.append(error_info(reason, dict(metadata)))
-    return DaprError(status, code, message, details=details)
+    return error(message, details=details)
 
 
 class PublishCall:
@@ -65,33 +72,30 @@ class PublishCall:
         self.pubsub: PubSub = self._pubsub()
         if not self.topic:
             message = f"topic is empty in pubsub {self.name}"
-            raise self.error(404, "ERR_TOPIC_NAME_EMPTY", "DAPR_PUBSUB_TOPIC_NAME_EMPTY", message)
+            raise self.error(TopicNameEmpty, "DAPR_PUBSUB_TOPIC_NAME_EMPTY", message)
         self.raw = False
 
     def _pubsub(self) -> PubSub:
         if not self.name:
-            raise self.error(
-                404, "ERR_PUBSUB_EMPTY", "DAPR_PUBSUB_NAME_EMPTY", "pubsub name is empty"
-            )
+            raise self.error(PubsubEmpty, "DAPR_PUBSUB_NAME_EMPTY", "pubsub name is empty")
         pubsub = self.ctx.components.pubsubs.get(self.name)
         if pubsub is None:
             message = f"pubsub {self.name} is not found"
             raise pubsub_error(
-                404, "ERR_PUBSUB_NOT_FOUND", "DAPR_PUBSUB_NOT_FOUND", message,
+                PubsubNotFound, "DAPR_PUBSUB_NOT_FOUND", message,
                 pubsub=self.name, metadata=self.metadata, resource=False,
             )  # fmt: skip
         return pubsub
 
     def error(
         self,
-        status: int,
-        code: str,
+        error: type[DaprError],
         reason: str,
         message: str,
         metadata: Mapping[str, str] | None = None,
     ) -> DaprError:
         meta = self.metadata if metadata is None else metadata
-        return pubsub_error(status, code, reason, message, pubsub=self.name, metadata=meta)
+        return pubsub_error(error, reason, message, pubsub=self.name, metadata=meta)
 
     def read_raw_payload(self) -> None:
         """Take ``metadata.rawPayload`` (Go's ``ParseBool``); a value it refuses is a 400."""
@@ -102,12 +106,12 @@ class PublishCall:
             problem = f"rawPayload value must be a valid boolean: actual is '{raw}'"
             message = f"failed deserializing metadata. Error: {problem}"
             raise self.error(
-                400, "ERR_PUBSUB_REQUEST_METADATA", "DAPR_PUBSUB_METADATA_DESERIALIZATION", message
+                PubsubRequestMetadata, "DAPR_PUBSUB_METADATA_DESERIALIZATION", message
             ) from None
 
-    def app_error(self, status: int, code: str, reason: str, message: str, cause: str) -> DaprError:
+    def app_error(self, error: type[DaprError], reason: str, message: str, cause: str) -> DaprError:
         meta = {"appID": self.ctx.app_id, **({"error": cause} if cause else {})}
-        return self.error(status, code, reason, message, meta)
+        return self.error(error, reason, message, meta)
 
     def message(self, body: bytes, content_type: str, metadata: Mapping[str, str] | None) -> bytes:
         """The bytes given to the broker for one event (``NewCloudEvent`` + ``ApplyMetadata``)."""
@@ -141,13 +145,11 @@ class PublishCall:
             )  # fmt: skip
         except EnvelopeError as exc:
             raise self.app_error(
-                500, "ERR_PUBSUB_CLOUD_EVENTS_SER", "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
+                PubsubCloudEventsSer, "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
                 "cannot create cloudevent", str(exc),
             ) from exc  # fmt: skip
 
     def publish_failed(self, exc: Exception) -> DaprError:
         message = f"error when publishing to topic {self.topic} in pubsub {self.name}: {exc}"
         meta = {"topic": self.topic, "error": str(exc)}
-        return self.error(
-            500, "ERR_PUBSUB_PUBLISH_MESSAGE", "DAPR_PUBSUB_PUBLISH_MESSAGE", message, meta
-        )
+        return self.error(PubsubPublishFailed, "DAPR_PUBSUB_PUBLISH_MESSAGE", message, meta)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from daca.runtime.api.bodylimit import read_body
 from daca.runtime.api.common import RuntimeContext, context
-from daca.runtime.errors import DaprError
+from daca.runtime.errors import HealthAppIdNotMatch, HealthNotReady
 from daca.runtime.resources import SubscriptionSpec
 
 INVOKE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -30,10 +30,10 @@ async def healthz(request: Request) -> Response:
     ctx = context(request)
     appid = request.query_params.get("appid")
     if appid and appid != ctx.app_id:
-        raise DaprError(500, "ERR_HEALTH_APPID_NOT_MATCH", "dapr app-id does not match")
+        raise HealthAppIdNotMatch("dapr app-id does not match")
     if not ctx.ready:
         # daprd names its unready target "runtime" while it waits for the app
-        raise DaprError(500, "ERR_HEALTH_NOT_READY", "dapr is not ready: [runtime]")
+        raise HealthNotReady("dapr is not ready: [runtime]")
     return Response(status_code=204)
 
 

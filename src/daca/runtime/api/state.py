@@ -1,7 +1,7 @@
 """``/v1.0/state``: save, get, bulk get, delete and transactions (dapr-http-api.md §1).
 
-A request is read as daprd reads it: its JSON body decoded into daprd's Go types
-(:mod:`daca.runtime.godecode`, :mod:`daca.runtime.gotypes`), a transaction operation's
+A request is read as daprd reads it: its JSON body decoded into daprd's Go types, declared as
+pydantic models (:mod:`.statebodies`, :mod:`.gomodels`), a transaction operation's
 ``request`` then as ``mapstructure`` does it (:mod:`daca.runtime.mapstructure`). Values are
 stored as daprd's store of the same type re-encodes them (:mod:`daca.runtime.gojson`), except
 that a number keeps the digits the app sent. Errors carry daprd's status, code, message and
@@ -14,29 +14,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from daca.runtime import mapstructure
-from daca.runtime.api.common import RuntimeContext, context, malformed, request_metadata
+from daca.runtime.api.common import RuntimeContext, context, request_metadata
 from daca.runtime.api.statebodies import (
     BULK_BODY,
     DESERIALIZING,
     SAVE_BODY,
     TRANSACTION_BODY,
+    TransactionOperation,
     read_body_as,
 )
-from daca.runtime.api.stateerrors import (
-    bulk_error,
-    illegal_key,
-    status,
-    store_error_text,
-    store_missing,
+from daca.runtime.api.stateerrors import bulk_error, illegal_key, store_failure, store_missing
+from daca.runtime.errors import (
+    MalformedRequest,
+    OutboxPublishFailed,
+    StateBulkGetFailed,
+    StateDeleteFailed,
+    StateGetFailed,
+    StateOperationNotSupported,
+    StateSaveFailed,
+    StateTransactionFailed,
+    StoreError,
 )
-from daca.runtime.errors import DaprError, StoreError
 from daca.runtime.gojson import ValueEncoding, encode_value, go_json, go_string, raw_json
 from daca.runtime.outbox import PROJECTION, Outbox, OutboxUpsert
 from daca.runtime.state.base import Concurrency, DeleteRequest, SetRequest, StateItem, StateStore
@@ -96,17 +100,16 @@ async def save_state(request: Request) -> Response:
     query = request_metadata(request)
     writes = []
     for item in items:
-        if not item["key"]:
-            raise malformed('"key" is a required field')
-        options = item["options"]
+        if not item.key:
+            raise MalformedRequest('"key" is a required field')
         writes.append(
             _Write(
-                key=_stored_key(ctx, name, item["key"], field=item["key"]),
-                value=encode_value(item["value"], store.value_encoding),
-                etag=item["etag"],
-                metadata={**item["metadata"], **query},  # the query wins, as in daprd
-                concurrency=options["Concurrency"],
-                consistency=options["Consistency"],
+                key=_stored_key(ctx, name, item.key, field=item.key),
+                value=encode_value(item.value, store.value_encoding),
+                etag=item.etag,
+                metadata={**item.metadata, **query},  # the query wins, as in daprd
+                concurrency=item.options.concurrency,
+                consistency=item.options.consistency,
             )
         )
 
@@ -123,8 +126,8 @@ async def save_state(request: Request) -> Response:
             raise result
     if errors:
         exc = errors[0] if len(writes) == 1 else bulk_error(errors)
-        message = f"failed saving state in state store {name}: {store_error_text(exc)}"
-        raise DaprError(status(exc), "ERR_STATE_SAVE", message) from exc
+        prefix = f"failed saving state in state store {name}: "
+        raise store_failure(StateSaveFailed, exc, prefix) from exc
     return Response(status_code=204)
 
 
@@ -135,8 +138,8 @@ async def get_state(request: Request) -> Response:
     try:
         item = await store.get(stored_key)
     except StoreError as exc:
-        message = f"fail to get {key} from state store {name}: {exc}"
-        raise DaprError(500, "ERR_STATE_GET", message) from exc
+        prefix = f"fail to get {key} from state store {name}: "
+        raise store_failure(StateGetFailed, exc, prefix) from exc
     if item is None:
         return Response(status_code=204)
     headers = {"ETag": item.etag, **{f"metadata.{k}": v for k, v in item.metadata.items()}}
@@ -145,13 +148,12 @@ async def get_state(request: Request) -> Response:
 
 async def bulk_get_state(request: Request) -> Response:
     ctx, name, store = _store(request)
-    body = await read_body_as(request, BULK_BODY, prefixed=True)
-    keys: list[str] = body["keys"]
+    keys = (await read_body_as(request, BULK_BODY, prefixed=True)).keys
     stored_keys = [_stored_key(ctx, name, key, field=key) for key in keys]
     try:
         items = await store.bulk_get(stored_keys) if keys else []
     except StoreError as exc:
-        raise DaprError(500, "ERR_STATE_BULK_GET", str(exc)) from exc
+        raise store_failure(StateBulkGetFailed, exc) from exc
     entries = ",".join(_bulk_entry(key, item) for key, item in zip(keys, items, strict=True))
     return Response(f"[{entries}]\n".encode(), media_type=JSON)  # json.Encoder's newline
 
@@ -182,30 +184,29 @@ async def delete_state(request: Request) -> Response:
     try:
         await store.delete(write.delete_request())
     except StoreError as exc:
-        message = f"failed deleting state with key {key}: {store_error_text(exc)}"
-        raise DaprError(status(exc), "ERR_STATE_DELETE", message) from exc
+        prefix = f"failed deleting state with key {key}: "
+        raise store_failure(StateDeleteFailed, exc, prefix) from exc
     return Response(status_code=204)
 
 
 def _transaction_write(
     ctx: RuntimeContext,
     store: str,
-    operation: Mapping[str, Any],
+    operation: TransactionOperation,
     query: Mapping[str, str],
     encoding: ValueEncoding,
 ) -> _Write:
-    kind = operation["operation"]
+    kind = operation.operation
     if kind not in ("upsert", "delete"):
-        message = f"operation type {kind} not supported"
-        raise DaprError(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", message)
+        raise StateOperationNotSupported(f"operation type {kind} not supported")
     fields = mapstructure.SET_REQUEST if kind == "upsert" else mapstructure.DELETE_REQUEST
     try:
-        request = mapstructure.decode(operation["request"], fields)
+        request = mapstructure.decode(operation.request, fields)
     except mapstructure.MapstructureError as exc:
-        raise malformed(f"{DESERIALIZING}{exc}") from None
+        raise MalformedRequest(f"{DESERIALIZING}{exc}") from None
     key = request["Key"]
     if not key:  # daprd would write the key "<prefix>" (see docs/runtime.md)
-        raise malformed('"key" is a required field')
+        raise MalformedRequest('"key" is a required field')
     options = request["Options"]
     return _Write(
         key=_stored_key(ctx, store, key, field=""),
@@ -219,11 +220,10 @@ def _transaction_write(
 
 async def transact_state(request: Request) -> Response:
     ctx, name, store = _store(request)
-    body = await read_body_as(request, TRANSACTION_BODY, prefixed=True)
-    if not body["operations"]:
+    operations = (await read_body_as(request, TRANSACTION_BODY, prefixed=True)).operations
+    if not operations:
         return Response(status_code=204)
-    query = request_metadata(request)
-    operations, encoding = body["operations"], store.value_encoding
+    query, encoding = request_metadata(request), store.value_encoding
     writes = [_transaction_write(ctx, name, op, query, encoding) for op in operations]
     try:
         backend_ops = [write.operation(store) for write in writes]
@@ -231,8 +231,8 @@ async def transact_state(request: Request) -> Response:
             backend_ops = await _through_outbox(ctx.outbox, name, writes, backend_ops, request)
         await store.transact(backend_ops)
     except StoreError as exc:
-        message = f"error while executing state transaction: {store_error_text(exc)}"
-        raise DaprError(500, "ERR_STATE_TRANSACTION", message) from exc
+        prefix = "error while executing state transaction: "
+        raise store_failure(StateTransactionFailed, exc, prefix) from exc
     return Response(status_code=204)
 
 
@@ -261,9 +261,8 @@ async def _through_outbox(
             store, upserts, request.headers.get("traceparent", "")
         )
     except StoreError as exc:
-        raise DaprError(
-            500, "ERR_PUBLISH_OUTBOX", f"error while publishing outbox messages: {exc}"
-        ) from exc
+        prefix = "error while publishing outbox messages: "
+        raise store_failure(OutboxPublishFailed, exc, prefix) from exc
     kept = [
         op
         for op, write in zip(operations, writes, strict=True)

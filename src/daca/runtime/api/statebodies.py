@@ -1,64 +1,70 @@
 """The state API's request bodies, as daprd's Go types, and how they are read.
 
 A body is read up to the size limit (:mod:`.bodylimit`), parsed as Go's decoder parses it
-(:func:`~daca.runtime.godecode.parse_body`) and assigned to daprd's type for it
-(:mod:`daca.runtime.gotypes`); what fails is 400 ``ERR_MALFORMED_REQUEST`` with Go's words.
+(:func:`~daca.runtime.godecode.parse_body`) and decoded into daprd's type for it
+(:mod:`.gomodels`); what fails is 400 ``ERR_MALFORMED_REQUEST`` with Go's words.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import Field
 from starlette.requests import Request
 
 from daca.runtime.api.bodylimit import BodyTooLargeError, read_body
-from daca.runtime.api.common import malformed
+from daca.runtime.api.gomodels import GoBody, GoStruct
+from daca.runtime.errors import MalformedRequest
 from daca.runtime.godecode import BodyError, parse_body
-from daca.runtime.gotypes import ANY, STRING, STRING_MAP, GoDecoder, GoType
+
+T = TypeVar("T")
 
 #: The prefix daprd puts before a body's error, except when saving.
 DESERIALIZING = "failed deserializing HTTP body: "
 
-_OPTIONS = (("Concurrency", STRING), ("Consistency", STRING))  # no JSON tags
-_SET_REQUEST = GoType(
-    "state.SetRequest",
-    "struct",
-    fields=(
-        ("key", STRING),
-        ("value", ANY),
-        ("etag", STRING),
-        ("metadata", STRING_MAP),
-        ("options", GoType("state.SetStateOption", "struct", fields=_OPTIONS)),
-        ("contentType", STRING),
-    ),
-)
-SAVE_BODY = GoType("[]state.SetRequest", "list", _SET_REQUEST)
-BULK_BODY = GoType(
-    "http.BulkGetRequest",
-    "struct",
-    fields=(
-        ("metadata", STRING_MAP),
-        ("keys", GoType("[]string", "list", STRING)),
-        ("parallelism", GoType("int", "int")),
-    ),
-)
-_OPERATION = GoType(
-    "http.stateTransactionRequestBodyOperation",
-    "struct",
-    fields=(("operation", STRING), ("request", ANY)),
-)
-TRANSACTION_BODY = GoType(
-    "http.stateTransactionRequestBody",
-    "struct",
-    fields=(
-        ("operations", GoType("[]http.stateTransactionRequestBodyOperation", "list", _OPERATION)),
-        ("metadata", STRING_MAP),
-    ),
-)
+
+class SetStateOption(GoStruct):
+    go_name = "state.SetStateOption"
+    concurrency: str = Field(alias="Concurrency")  # no JSON tags: Go's field names
+    consistency: str = Field(alias="Consistency")
 
 
-async def read_body_as(request: Request, go: GoType, *, prefixed: bool) -> Any:
-    """The body decoded into ``go``; daprd prefixes the message except when saving."""
+class SetRequest(GoStruct):
+    go_name = "state.SetRequest"
+    key: str
+    value: Any
+    etag: str
+    metadata: dict[str, str]
+    options: SetStateOption
+    content_type: str = Field(alias="contentType")
+
+
+class BulkGetRequest(GoStruct):
+    go_name = "http.BulkGetRequest"
+    metadata: dict[str, str]
+    keys: list[str]
+    parallelism: int
+
+
+class TransactionOperation(GoStruct):
+    go_name = "http.stateTransactionRequestBodyOperation"
+    operation: str
+    request: Any  # decoded by mapstructure once its operation is known
+
+
+class TransactionRequest(GoStruct):
+    go_name = "http.stateTransactionRequestBody"
+    operations: list[TransactionOperation]
+    metadata: dict[str, str]
+
+
+SAVE_BODY = GoBody(list[SetRequest])
+BULK_BODY = GoBody(BulkGetRequest)
+TRANSACTION_BODY = GoBody(TransactionRequest)
+
+
+async def read_body_as(request: Request, body_type: GoBody[T], *, prefixed: bool) -> T:
+    """The body decoded into ``body_type``; daprd prefixes the message except when saving."""
     prefix = DESERIALIZING if prefixed else ""
     try:
         body, cut = await read_body(request), False
@@ -66,10 +72,6 @@ async def read_body_as(request: Request, go: GoType, *, prefixed: bool) -> Any:
         body, cut = exc.head, True
     try:
         parsed = parse_body(body, cut=cut)
-    except BodyError as exc:
-        raise malformed(f"{prefix}{exc}") from None
-    decoder = GoDecoder(overflow=parsed.overflow)
-    decoded = decoder.decode(parsed.value, go)
-    if decoder.error is not None:
-        raise malformed(f"{prefix}{decoder.error}")
-    return decoded
+        return body_type.decode(parsed.value, overflow=parsed.overflow)
+    except (BodyError, ValueError) as exc:
+        raise MalformedRequest(f"{prefix}{exc}") from None

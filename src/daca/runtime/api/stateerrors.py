@@ -1,11 +1,28 @@
-"""The state API's errors as daprd words them: statuses, codes, messages and ``details``."""
+"""The state API's errors as daprd words them: statuses, codes, messages and ``details``.
+
+:func:`store_failure` is the one place a store's error gets its wire identity.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from daca.runtime.api.common import error_info, resource_info
-from daca.runtime.errors import DaprError, ETagInvalidError, ETagMismatchError, StoreError
+from daca.runtime.errors import (
+    DaprError,
+    ETagInvalidError,
+    ETagMismatchError,
+    MalformedRequest,
+    StateDeleteConflict,
+    StateDeleteETagInvalid,
+    StateDeleteFailed,
+    StateSaveConflict,
+    StateSaveETagInvalid,
+    StateSaveFailed,
+    StateStoreNotConfigured,
+    StateStoreNotFound,
+    StoreError,
+)
 
 _BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 _MISMATCH = "possible etag mismatch. error from state store"
@@ -16,12 +33,9 @@ def store_missing(name: str, app_id: str, *, configured: bool) -> DaprError:
     """No state store ``name``: none configured at all (500), or not this one (400)."""
     if not configured:
         info = error_info("DAPR_STATE_NOT_CONFIGURED", {"appID": app_id})
-        message = f"state store {name} is not configured"
-        return DaprError(500, "ERR_STATE_STORE_NOT_CONFIGURED", message, details=[info])
+        return StateStoreNotConfigured(f"state store {name} is not configured", details=[info])
     info = error_info("DAPR_STATE_NOT_FOUND", {"appID": app_id})
-    return DaprError(
-        400, "ERR_STATE_STORE_NOT_FOUND", f"state store {name} is not found", details=[info]
-    )
+    return StateStoreNotFound(f"state store {name} is not found", details=[info])
 
 
 def illegal_key(store: str, key: str, field: str) -> DaprError:
@@ -35,7 +49,7 @@ def illegal_key(store: str, key: str, field: str) -> DaprError:
         resource_info(store, "state", ""),
         error_info("DAPR_STATE_ILLEGAL_KEY", None),
     ]
-    return DaprError(400, "ERR_MALFORMED_REQUEST", message, details=details)
+    return MalformedRequest(message, details=details)
 
 
 def store_error_text(exc: StoreError) -> str:
@@ -49,11 +63,25 @@ def store_error_text(exc: StoreError) -> str:
     return f"{prefix}: {exc}" if str(exc) else prefix
 
 
-def status(exc: StoreError) -> int:
-    """409 for an ETag mismatch, 400 for an invalid ETag, 500 for anything else."""
+#: The operations whose ETag errors have wire identities of their own (daprd's
+#: ``stateErrorResponse``): (a mismatch, an invalid ETag). Elsewhere (a get, a transaction) every
+#: store error is the operation's 500, a mismatch included.
+_ETAG_ANSWERS: dict[type[DaprError], tuple[type[DaprError], type[DaprError]]] = {
+    StateSaveFailed: (StateSaveConflict, StateSaveETagInvalid),
+    StateDeleteFailed: (StateDeleteConflict, StateDeleteETagInvalid),
+}
+
+
+def store_failure(failed: type[DaprError], exc: StoreError, prefix: str = "") -> DaprError:
+    """A store's error ``exc`` as the operation whose failure is ``failed`` answers it: daprd's
+    message (``prefix``, then the store's words) under the identity this kind of error has
+    there."""
+    mismatch, invalid = _ETAG_ANSWERS.get(failed, (failed, failed))
     if isinstance(exc, ETagMismatchError):
-        return 409
-    return 400 if isinstance(exc, ETagInvalidError) else 500
+        failed = mismatch
+    elif isinstance(exc, ETagInvalidError):
+        failed = invalid
+    return failed(f"{prefix}{store_error_text(exc)}")
 
 
 def bulk_error(errors: list[StoreError]) -> StoreError:
