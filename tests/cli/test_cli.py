@@ -213,7 +213,9 @@ def test_a_bad_run_file_is_a_clear_error(home: Path, tmp_path: Path) -> None:
     run_file = write_run_file(tmp_path, "- appID: orders\n")
     result = invoke(["run", "-f", str(run_file)])
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: run file {run_file}: app 'orders': required field")
+    assert result.stderr.startswith(
+        f"Error: run file {run_file}: app 'orders': field 'appDirPath' is required"
+    )
 
 
 def test_run_file_and_command_together_is_a_usage_error(home: Path, tmp_path: Path) -> None:

@@ -144,31 +144,43 @@ def test_an_app_without_command_runs_its_sidecar_only(project: Path) -> None:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ("version: 2\napps: [{appDirPath: orders}]", "'version' must be 1"),
-        ("apps: [{appDirPath: orders}]", "'version' must be 1"),
-        ("version: 1\napps: []", "'apps' must be a non-empty list"),
-        ("version: 1\napps: [{appID: a, command: [x]}]", "app 'a': required field 'appDirPath'"),
-        ("version: 1\napps: [{command: [x]}]", "apps[0]: required field 'appDirPath'"),
-        ("version: 1\napps: [{appDirPath: nowhere}]", "appDirPath"),
-        ("version: 1\napps: [{appDirPath: orders, command: x}]", "'command' must be a non-empty"),
-        ("version: 1\napps: [{appDirPath: orders, appPort: abc}]", "'appPort' must be a port"),
+        ("version: 2\napps: [{appDirPath: orders}]", "field 'version' must be 1, got 2"),
+        ("apps: [{appDirPath: orders}]", "field 'version' is required"),
+        ("version: 1\napps: []", "field 'apps' must not be empty"),
+        ("version: 1\napps: [{appID: a, command: [x]}]", "app 'a': field 'appDirPath' is required"),
+        ("version: 1\napps: [{command: [x]}]", "apps[0]: field 'appDirPath' is required"),
+        ("version: 1\napps: [{appDirPath: nowhere}]", "field 'appDirPath' names "),
+        ("version: 1\napps: [{appDirPath: orders, command: x}]", "field 'command' must be a list"),
+        ("version: 1\napps: [{appDirPath: orders, command: []}]", "'command' must not be empty"),
         (
-            "version: 1\napps: [{appDirPath: orders, resourcesPaths: [missing]}]",
-            "resources path",
+            "version: 1\napps: [{appDirPath: orders, command: [' ', x]}]",
+            "app 'orders': field 'command' starts with an empty program name",
+        ),
+        (
+            "version: 1\napps: [{appDirPath: orders, appPort: abc}]",
+            "field 'appPort' must be a port number, got 'abc'",
+        ),
+        (
+            "version: 1\napps: [{appDirPath: orders, resourcesPaths: [components, missing]}]",
+            "app 'orders': field 'resourcesPaths[1]' names ",
+        ),
+        (
+            "version: 1\ncommon: {env: [A]}\napps: [{appDirPath: orders}]",
+            "dapr.yaml: field 'common.env' must be a mapping, got ['A']",
         ),
         (
             "version: 1\napps: [{appDirPath: orders, appLogDestination: cloud}]",
-            "'appLogDestination' must be one of",
+            "field 'appLogDestination' must be 'file', 'console' or 'fileAndConsole', got 'cloud'",
         ),
         (
             "version: 1\napps: [{appDirPath: orders}, {appID: orders, appDirPath: checkout}]",
-            "more than one app",
+            "app 'orders': field 'appID' is used by more than one app",
         ),
         ("version: 1\napps: [{appDirPath: orders\n", "invalid YAML"),
         ("- 1\n- 2\n", "expected a YAML mapping"),
         (
             "version: 1\napps: [{appDirPath: orders, maxBodySize: 1.5Ki}]",
-            "invalid value for 'maxBodySize': cannot get bytes from resource quantity value",
+            "field 'maxBodySize' is not a byte size: cannot get bytes from resource quantity value",
         ),
     ],
 )
@@ -198,3 +210,29 @@ def test_home_directory_is_expanded(project: Path) -> None:
         """,
     )
     assert load_run_file(project).apps[0].resources_paths == [shared]
+
+
+def test_a_null_app_value_inherits_common_as_the_cli_merges_zero_values(project: Path) -> None:
+    write(
+        project / "dapr.yaml",
+        """
+        version: 1
+        common: {maxBodySize: 1Mi, appLogDestination: console}
+        apps: [{appDirPath: orders, maxBodySize: null, appLogDestination: " "}]
+        """,
+    )
+    (app,) = load_run_file(project).apps
+    assert (app.max_body_size, app.app_log_destination) == (1 << 20, "console")
+
+
+def test_a_bad_common_value_is_an_error_even_where_every_app_overrides_it(project: Path) -> None:
+    run_file = write(
+        project / "dapr.yaml",
+        "version: 1\ncommon: {maxBodySize: 1.5Ki}\napps: [{appDirPath: orders, maxBodySize: 1M}]\n",
+    )
+    with pytest.raises(RunFileError) as caught:
+        load_run_file(run_file)
+    assert str(caught.value) == (
+        f"run file {run_file}: field 'common.maxBodySize' is not a byte size: "
+        "cannot get bytes from resource quantity value '1.5Ki'"
+    )

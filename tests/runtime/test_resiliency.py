@@ -136,36 +136,39 @@ def test_parse_empty_spec() -> None:
     [
         (
             {"targets": {"components": {"pubsub": {"inbound": {"retry": "nope"}}}}},
-            ["spec.targets.components.pubsub.inbound.retry", "'nope'", "not defined"],
+            [
+                "field 'spec.targets.components.pubsub.inbound.retry' names policy 'nope'",
+                "not defined",
+            ],
         ),
         (
             {
                 "policies": {"retries": {"r": {}}},
                 "targets": {"apps": {"app": {"timeout": "t"}}},
             },
-            ["spec.targets.apps.app.timeout", "'t'", "not defined"],
+            ["field 'spec.targets.apps.app.timeout' names policy 't'", "not defined"],
         ),
         (
             {"policies": {"retries": {"r": {"policy": "linear"}}}},
-            ["spec.policies.retries.r.policy", "'linear'"],
+            ["field 'spec.policies.retries.r.policy' must be", "got 'linear'"],
         ),
         (
             {"policies": {"retries": {"r": {"duration": "soon"}}}},
-            ["spec.policies.retries.r.duration", "soon"],
+            ["field 'spec.policies.retries.r.duration' is not a duration: 'soon'"],
         ),
         (
             {"policies": {"retries": {"r": {"duration": 5}}}},
-            ["spec.policies.retries.r.duration", "needs a unit"],
+            ["field 'spec.policies.retries.r.duration' needs a unit, as in '5s'"],
         ),
         (
             {"policies": {"retries": {"r": {"maxRetries": "many"}}}},
-            ["spec.policies.retries.r.maxRetries", "must be an integer"],
+            ["field 'spec.policies.retries.r.maxRetries' must be an integer, got 'many'"],
         ),
         (
             {"policies": {"timeouts": {"t": "forever"}}},
-            ["spec.policies.timeouts.t"],
+            ["field 'spec.policies.timeouts.t' is not a duration: 'forever'"],
         ),
-        ({"policies": ["x"]}, ["spec.policies", "must be a mapping"]),
+        ({"policies": ["x"]}, ["field 'spec.policies' must be a mapping, got ['x']"]),
     ],
 )
 def test_parse_errors_name_file_resiliency_and_field(
@@ -174,21 +177,40 @@ def test_parse_errors_name_file_resiliency_and_field(
     with pytest.raises(ComponentError) as info:
         parse_resiliency(_doc(spec), "dir/res.yaml")
     message = str(info.value)
-    assert message.startswith("dir/res.yaml: resiliency 'myresiliency': ")
+    assert message.startswith("dir/res.yaml: Resiliency 'myresiliency': field ")
     for fragment in fragments:
         assert fragment in message
 
 
 def test_parse_requires_a_name() -> None:
-    with pytest.raises(ComponentError, match=r"res\.yaml: resiliency: field 'metadata\.name'"):
+    with pytest.raises(
+        ComponentError, match=r"res\.yaml: Resiliency: field 'metadata\.name' is req"
+    ):
         parse_resiliency({"kind": "Resiliency", "spec": {}}, "res.yaml")
 
 
 def test_unknown_retry_key_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     parse_resiliency(_doc({"policies": {"retries": {"r": {"maxRetry": 3}}}}), "res.yaml")
-    assert "spec.policies.retries.r.maxRetry is unknown" in caplog.text
+    assert "field 'spec.policies.retries.r.maxRetry' is unknown, ignored" in caplog.text
 
 
 def test_negative_max_retries_mean_forever() -> None:
     spec = parse_resiliency(_doc({"policies": {"retries": {"r": {"maxRetries": -5}}}}), "x.yaml")
     assert spec.retries["r"].max_retries == -1
+
+
+def test_null_fields_keep_their_defaults_as_in_go() -> None:
+    """daprd decodes ``null`` as Go's zero value, which leaves kit's defaults in place."""
+    retry = {"policy": None, "duration": None, "maxInterval": None, "maxRetries": None}
+    spec = parse_resiliency(_doc({"policies": {"retries": {"r": retry, "s": None}}}), "x.yaml")
+    assert spec.retries == {"r": RetryPolicy(), "s": RetryPolicy()}
+
+
+def test_unknown_target_keys_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    targets = {"components": {"pubsub": {"inbound": {"retyr": "r"}}}, "app": {}}
+    parse_resiliency(_doc({"targets": targets}), "res.yaml")
+    assert [r.getMessage() for r in caplog.records] == [
+        "res.yaml: Resiliency 'myresiliency': field 'spec.targets.app' is unknown, ignored",
+        "res.yaml: Resiliency 'myresiliency': "
+        "field 'spec.targets.components.pubsub.inbound.retyr' is unknown, ignored",
+    ]

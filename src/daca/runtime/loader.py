@@ -2,7 +2,9 @@
 
 Like daprd's disk loader (``dapr/dapr: pkg/internal/loader/disk/manifest.go``): only the
 top-level ``.yaml``/``.yml`` files of each directory, in name order; subdirectories are not
-searched; a file may hold several ``---`` documents. Kinds:
+searched; a file may hold several ``---`` documents. Each kind is a pydantic model of daprd's CRD
+type (``pkg/apis/...``) on the bases of :mod:`daca.runtime.documents`, which also words every
+error. Kinds:
 
 - ``Component``: ``spec.metadata`` values become strings (booleans as ``true``/``false``), with
   ``{appID}`` and ``{uuid}`` expanded in plain values (not in secrets). A ``secretKeyRef`` is
@@ -10,7 +12,7 @@ searched; a file may hold several ``---`` documents. Kinds:
   ``secretKeyRef.name`` when there is no key (what daprd's ``secretstores.local.env`` gives for
   the usual ``{name: X, key: X}``).
 - ``Subscription`` (``v1alpha1`` ``route`` or ``v2alpha1`` ``routes``): every ``match`` is
-  compiled now, so an expression outside :mod:`daca.runtime.cel`'s subset stops start-up. For one
+  compiled now (:mod:`daca.runtime.cel`), so an expression it refuses stops start-up. For one
   (pubsubname, topic) the first subscription loaded wins.
 - ``Resiliency``: see :func:`daca.runtime.resiliency.parse_resiliency`. As daprd
   (``pkg/resiliency/resiliency.go``, ``LoadLocalResiliency`` reads one document per file), only
@@ -18,23 +20,38 @@ searched; a file may hold several ``---`` documents. Kinds:
 - Anything else (``Configuration``, ``HTTPEndpoint``, ...) is skipped with a log line.
 
 A resource whose non-empty ``scopes`` leave out the app-id is skipped before it is validated.
-Every problem raises :class:`ComponentError` naming the file, the resource and the field.
+Where daprd logs a bad resource and goes on without it, daca stops: every problem raises
+:class:`ComponentError` naming the file, the resource and the field.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator
 
 from daca.runtime.cel import UnsupportedExpressionError, compile_match
+from daca.runtime.documents import (
+    Checked,
+    Closed,
+    GoString,
+    Lenient,
+    NamedMeta,
+    NonEmpty,
+    Resource,
+    Scoped,
+    StringMap,
+    Where,
+    document_name,
+    required_name,
+)
 from daca.runtime.errors import ComponentError
 from daca.runtime.resiliency import parse_resiliency
 from daca.runtime.resources import (
@@ -48,18 +65,96 @@ from daca.runtime.resources import (
 logger = logging.getLogger(__name__)
 
 _YAML_SUFFIXES = (".yaml", ".yml")
-_SUBSCRIPTION_APIS = ("dapr.io/v1alpha1", "dapr.io/v2alpha1")
-_COMPONENT_SPEC_KEYS = {"type", "version", "metadata", "initTimeout", "ignoreErrors"}
-_SUBSCRIPTION_SPEC_KEYS = {
-    "pubsubname",
-    "topic",
-    "route",
-    "routes",
-    "deadLetterTopic",
-    "metadata",
-    "bulkSubscribe",
-}
-_METADATA_ITEM_KEYS = {"name", "value", "secretKeyRef"}
+_LOADED_KINDS = ("Component", "Subscription", "Resiliency")
+
+
+class _SecretKeyRef(Lenient):
+    name: str = ""
+    key: str = ""
+
+
+class _MetadataItem(Closed):
+    """daprd's ``NameValuePair``; closed, so a misspelt ``value`` is not silently empty."""
+
+    name: NonEmpty
+    value: GoString = ""
+    secret_key_ref: _SecretKeyRef | None = None
+
+
+class _ComponentSpec(Checked):
+    """daprd's ``components/v1alpha1.ComponentSpec``."""
+
+    type: NonEmpty
+    version: GoString = ""
+    metadata: list[_MetadataItem] = []
+    init_timeout: str = ""
+    ignore_errors: bool = False
+
+
+class _Component(Resource):
+    metadata: NamedMeta = required_name()
+    spec: _ComponentSpec
+
+
+def _compiled(match: str) -> str:
+    """``match``, compiled now so that an expression daca cannot evaluate stops start-up."""
+    try:
+        compile_match(match)
+    except UnsupportedExpressionError as exc:
+        raise ValueError(f"cannot be compiled: {exc}") from None
+    return match
+
+
+class _Rule(Checked):
+    """daprd's ``subscriptions/v2alpha1.Rule``."""
+
+    match: Annotated[NonEmpty, AfterValidator(_compiled)]
+    path: NonEmpty
+
+
+class _Routes(Checked):
+    rules: list[_Rule] = []
+    default: NonEmpty | None = None
+
+
+class _BulkSubscribe(Checked):
+    enabled: bool = False
+    max_messages_count: int = 0
+    max_await_duration_ms: int = 0
+
+
+class _SubscriptionSpec(Checked):
+    """What both versions have; each reads its own route field and ignores the other's."""
+
+    pubsubname: NonEmpty
+    topic: NonEmpty
+    route: Any = None
+    routes: Any = None
+    dead_letter_topic: str = ""
+    metadata: StringMap = {}
+    bulk_subscribe: _BulkSubscribe = _BulkSubscribe()
+
+
+class _V1Spec(_SubscriptionSpec):
+    route: NonEmpty | None = None
+
+
+class _V2Spec(_SubscriptionSpec):
+    routes: _Routes = _Routes()
+
+
+class _V1Subscription(Resource):
+    spec: _V1Spec
+
+
+class _V2Subscription(Resource):
+    spec: _V2Spec
+
+
+class _Configuration(Resource):
+    """Its settings are not applied, so only its shape is checked."""
+
+    spec: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,41 +162,6 @@ class _Document:
     body: dict[str, Any]
     source: str
     index: int = 1  # its place in the file, from 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Where:
-    """A resource in a file, for error messages: ``file: component 'x': field 'f' problem``."""
-
-    source: str
-    kind: str
-    name: str
-
-    def error(self, field: str, problem: str) -> ComponentError:
-        return ComponentError(
-            f"{self.source}: {self.kind} {self.name!r}: field {field!r} {problem}"
-        )
-
-    def mapping(self, value: object, field: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.error(field, "is required" if value is None else "must be a mapping")
-        return value
-
-    def string(self, value: object, field: str) -> str:
-        if value is None:
-            raise self.error(field, "is required")
-        if not isinstance(value, str) or not value:
-            raise self.error(field, f"must be a non-empty string, got {value!r}")
-        return value
-
-    def optional_string(self, value: object, field: str) -> str | None:
-        return None if value is None else self.string(value, field)
-
-    def warn_unknown(self, spec: Mapping[str, Any], known: set[str]) -> None:
-        for key in sorted(set(spec) - known):
-            logger.warning(
-                "%s: %s %r: unknown field 'spec.%s' ignored", self.source, self.kind, self.name, key
-            )
 
 
 def load_resources(paths: Sequence[Path], app_id: str) -> Resources:
@@ -120,7 +180,8 @@ def load_configuration(path: Path) -> dict[str, Any]:
         raise ComponentError(f"configuration file {path} does not exist")
     for document in _read_documents(path):
         if document.body.get("kind") == "Configuration":
-            name = _metadata_name(document.body) or "(unnamed)"
+            name = document_name(document.body)
+            Where.resource(str(path), "Configuration", name).validate(_Configuration, document.body)
             logger.info("configuration %r from %s: its settings are not applied", name, path)
             return document.body
     raise ComponentError(f"{path}: no 'kind: Configuration' document found")
@@ -154,23 +215,6 @@ def _read_documents(file: Path) -> list[_Document]:
     return documents
 
 
-def _metadata_name(body: Mapping[str, Any]) -> str | None:
-    metadata = body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    return name if isinstance(name, str) and name else None
-
-
-def _in_scope(document: _Document, kind: str, app_id: str) -> bool:
-    scopes = document.body.get("scopes") or []
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        name = _metadata_name(document.body) or "(unnamed)"
-        raise _Where(document.source, kind, name).error("scopes", "must be a list of app-ids")
-    if scopes and app_id not in scopes:
-        logger.debug("%s: %s scoped to %s, not %r: skipped", document.source, kind, scopes, app_id)
-        return False
-    return True
-
-
 class _Collector:
     """Accumulates resources in load order, refusing duplicates."""
 
@@ -182,14 +226,19 @@ class _Collector:
 
     def add(self, document: _Document) -> None:
         kind = document.body.get("kind")
-        if kind not in ("Component", "Subscription", "Resiliency"):
+        if kind not in _LOADED_KINDS:
             logger.info("%s: kind %r is not loaded, skipped", document.source, kind)
-        elif not _in_scope(document, str(kind).lower(), self.app_id):
             return
+        where = Where.resource(document.source, str(kind), document_name(document.body))
+        scopes = where.validate(Scoped, document.body).scopes
+        if scopes and self.app_id not in scopes:
+            logger.debug(
+                "%s: %s scoped to %s, not %r: skipped", where.file, kind, scopes, self.app_id
+            )
         elif kind == "Component":
-            self._add_component(_component(document, self.app_id))
+            self._add_component(_component(where, document.body, self.app_id))
         elif kind == "Subscription":
-            self._add_subscription(_subscription(document))
+            self._add_subscription(_subscription(where, document.body))
         elif document.index > 1:
             logger.warning(
                 "%s: the Resiliency in document %d is ignored: daprd reads a Resiliency only as "
@@ -231,130 +280,64 @@ class _Collector:
         )
 
 
-def _component(document: _Document, app_id: str) -> ComponentSpec:
-    name = _metadata_name(document.body)
-    if name is None:
-        raise ComponentError(f"{document.source}: component: field 'metadata.name' is required")
-    where = _Where(document.source, "component", name)
-    spec = where.mapping(document.body.get("spec"), "spec")
-    where.warn_unknown(spec, _COMPONENT_SPEC_KEYS)
+def _component(where: Where, body: dict[str, Any], app_id: str) -> ComponentSpec:
+    component = where.validate(_Component, body)
+    items = enumerate(component.spec.metadata)
     return ComponentSpec(
-        name=name,
-        type=where.string(spec.get("type"), "spec.type"),
-        version=_stringify(spec.get("version")) or "v1",
-        metadata=_component_metadata(where, spec.get("metadata"), app_id),
-        source=document.source,
-        scopes=tuple(document.body.get("scopes") or ()),
+        name=component.metadata.name,
+        type=component.spec.type,
+        version=component.spec.version or "v1",
+        metadata={item.name: _metadata_value(where, item, i, app_id) for i, item in items},
+        source=where.file,
+        scopes=tuple(component.scopes),
     )
 
 
-def _component_metadata(where: _Where, items: object, app_id: str) -> dict[str, str]:
-    if items is None:
-        return {}
-    if not isinstance(items, list):
-        raise where.error("spec.metadata", "must be a list of {name, value} entries")
-    values: dict[str, str] = {}
-    for index, item in enumerate(items):
-        entry = where.mapping(item, f"spec.metadata[{index}]")
-        field = where.string(entry.get("name"), f"spec.metadata[{index}].name")
-        for key in sorted(set(entry) - _METADATA_ITEM_KEYS):
-            raise where.error(
-                f"spec.metadata[{field}].{key}", "is unknown (use value or secretKeyRef)"
-            )
-        if "secretKeyRef" in entry:
-            values[field] = _secret(where, entry["secretKeyRef"], field)
-        else:
-            values[field] = _expand(_stringify(entry.get("value")), app_id)
-    return values
+def _metadata_value(where: Where, item: _MetadataItem, index: int, app_id: str) -> str:
+    reference = item.secret_key_ref
+    if reference is None:
+        value = item.value.replace("{appID}", app_id)
+        return value.replace("{uuid}", str(uuid.uuid4())) if "{uuid}" in value else value
+    field = f"spec.metadata[{index}].secretKeyRef"
+    variable = reference.key or reference.name
+    if not variable:
+        raise where.error(field, "needs a 'key' or 'name' naming an environment variable")
+    secret = os.environ.get(variable)
+    if secret is None:
+        raise where.error(field, f"names environment variable {variable!r}, which is not set")
+    return secret
 
 
-def _secret(where: _Where, ref: object, field: str) -> str:
-    path = f"spec.metadata[{field}].secretKeyRef"
-    reference = where.mapping(ref, path)
-    variable = reference.get("key") or reference.get("name")
-    if not isinstance(variable, str):
-        raise where.error(path, "needs a 'key' or 'name' naming an environment variable")
-    value = os.environ.get(variable)
-    if value is None:
-        raise where.error(path, f"names environment variable {variable!r}, which is not set")
-    return value
-
-
-def _stringify(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _expand(value: str, app_id: str) -> str:
-    value = value.replace("{appID}", app_id)
-    return value.replace("{uuid}", str(uuid.uuid4())) if "{uuid}" in value else value
-
-
-def _subscription(document: _Document) -> SubscriptionSpec:
-    body = document.body
-    name = _metadata_name(body)
-    where = _Where(document.source, "subscription", name or "(unnamed)")
+def _subscription(where: Where, body: dict[str, Any]) -> SubscriptionSpec:
     version = body.get("apiVersion")
-    if version not in _SUBSCRIPTION_APIS:
-        raise where.error("apiVersion", f"must be one of {_SUBSCRIPTION_APIS}, got {version!r}")
-    spec = where.mapping(body.get("spec"), "spec")
-    where.warn_unknown(spec, _SUBSCRIPTION_SPEC_KEYS)
-    rules, default = _routes(where, spec, version == "dapr.io/v1alpha1")
-    dead_letter = spec.get("deadLetterTopic")
-    metadata = {str(k): _stringify(v) for k, v in _optional_mapping(where, spec).items()}
-    concurrency = metadata.get("concurrency", "")
-    if concurrency and not (concurrency.isdigit() and int(concurrency) > 0):
+    subscription: _V1Subscription | _V2Subscription
+    if version == "dapr.io/v1alpha1":
+        subscription = where.validate(_V1Subscription, body)
+        rules: tuple[RouteRule, ...] = ()
+        default, hint = subscription.spec.route, "spec.route (v1alpha1)"
+    elif version == "dapr.io/v2alpha1":
+        subscription = where.validate(_V2Subscription, body)
+        routes = subscription.spec.routes
+        rules = tuple(RouteRule(match=rule.match, path=rule.path) for rule in routes.rules)
+        default, hint = routes.default, "spec.routes.rules or spec.routes.default (v2alpha1)"
+    else:
+        versions = "'dapr.io/v1alpha1' or 'dapr.io/v2alpha1'"
+        raise where.error("apiVersion", f"must be {versions}, got {version!r}")
+    if not rules and default is None:
+        raise where.error("spec", f"has no route: set {hint}")
+    spec = subscription.spec
+    concurrency = spec.metadata.get("concurrency", "")
+    if concurrency and not (concurrency.isdecimal() and int(concurrency) > 0):
         raise where.error(
             "spec.metadata.concurrency", f"must be a whole number > 0, got {concurrency!r}"
         )
     return SubscriptionSpec(
-        pubsubname=where.string(spec.get("pubsubname"), "spec.pubsubname"),
-        topic=where.string(spec.get("topic"), "spec.topic"),
+        pubsubname=spec.pubsubname,
+        topic=spec.topic,
         rules=rules,
         default_route=default,
-        dead_letter_topic=where.string(dead_letter, "spec.deadLetterTopic")
-        if dead_letter
-        else None,
-        metadata=metadata,
-        name=name,
-        source=document.source,
+        dead_letter_topic=spec.dead_letter_topic or None,
+        metadata=dict(spec.metadata),
+        name=subscription.metadata.name,
+        source=where.file,
     )
-
-
-def _optional_mapping(where: _Where, spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = spec.get("metadata")
-    return {} if value is None else where.mapping(value, "spec.metadata")
-
-
-def _routes(
-    where: _Where, spec: Mapping[str, Any], v1: bool
-) -> tuple[tuple[RouteRule, ...], str | None]:
-    if v1:
-        rules: tuple[RouteRule, ...] = ()
-        default = where.optional_string(spec.get("route"), "spec.route")
-        hint = "spec.route (v1alpha1)"
-    else:
-        routes = where.mapping(spec.get("routes") or {}, "spec.routes")
-        rules = tuple(_rule(where, rule, i) for i, rule in enumerate(routes.get("rules") or []))
-        default = where.optional_string(routes.get("default"), "spec.routes.default")
-        hint = "spec.routes.rules or spec.routes.default (v2alpha1)"
-    if not rules and default is None:
-        raise where.error("spec", f"has no route: set {hint}")
-    return rules, default
-
-
-def _rule(where: _Where, raw: object, index: int) -> RouteRule:
-    field = f"spec.routes.rules[{index}]"
-    rule = where.mapping(raw, field)
-    match = where.string(rule.get("match"), f"{field}.match")
-    path = where.string(rule.get("path"), f"{field}.path")
-    try:
-        compile_match(match)
-    except UnsupportedExpressionError as exc:
-        raise where.error(f"{field}.match", f"is outside the supported CEL subset: {exc}") from None
-    return RouteRule(match=match, path=path)

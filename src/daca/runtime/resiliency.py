@@ -1,4 +1,4 @@
-"""Dapr ``kind: Resiliency`` documents: parsing them, and the waits a retry policy prescribes.
+"""Dapr ``kind: Resiliency`` documents: their model, and the waits a retry policy prescribes.
 
 How daprd reads a retry policy (``dapr/dapr: pkg/resiliency/resiliency.go`` ``decodePolicies``):
 it starts from ``dapr/kit: retry/retry.go`` ``DefaultConfig()`` and decodes only the YAML keys
@@ -33,10 +33,19 @@ import itertools
 import logging
 import random
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator
+
+from daca.runtime.documents import (
+    Checked,
+    NamedMeta,
+    Resource,
+    Where,
+    document_name,
+    required_name,
+)
 from daca.runtime.durations import parse_duration
-from daca.runtime.errors import ComponentError
 from daca.runtime.resources import ResiliencySpec, RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -45,8 +54,6 @@ INITIAL_INTERVAL = 0.5
 MULTIPLIER = 1.5
 RANDOMIZATION_FACTOR = 0.5
 MAX_ELAPSED = 15 * 60.0
-
-_RETRY_KEYS = {"policy", "duration", "maxInterval", "maxRetries", "matching"}
 
 
 def retry_delays(policy: RetryPolicy, *, rng: random.Random | None = None) -> Iterator[float]:
@@ -84,159 +91,147 @@ def describe(policy: RetryPolicy) -> str:
     return f"constant {policy.duration:g}s {count}"
 
 
+def _duration(value: object) -> float:
+    """Seconds in a policy duration; a bare number other than 0 is refused (which unit?)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be a duration such as '5s', got {value!r}")
+    text = str(value).strip()
+    if text.replace(".", "", 1).isdigit() and float(text) != 0:
+        raise ValueError(f"needs a unit, as in '{text}s' or '{text}ms'")
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"is {exc}") from None
+
+
+def _lowercase(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _max_retries(value: object) -> int:
+    """An integer (or its digits); any negative is -1, forever."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be an integer, got {value!r}")
+    try:
+        return max(int(value), -1)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {value!r}") from None
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+class _Retry(Checked):
+    """daprd decodes these keys over kit's ``DefaultConfig()``: the defaults are kit's."""
+
+    policy: Annotated[Literal["constant", "exponential"], BeforeValidator(_lowercase)] = "constant"
+    duration: Duration = 5.0
+    max_interval: Duration = 60.0
+    max_retries: Annotated[int, BeforeValidator(_max_retries)] = -1
+    matching: dict[str, Any] = {}
+
+
+class _Policies(Checked):
+    timeouts: dict[str, Duration] = {}
+    retries: dict[str, _Retry] = {}
+    circuit_breakers: dict[str, Any] = {}
+
+
+class _PolicyNames(Checked):
+    timeout: str | None = None
+    retry: str | None = None
+    circuit_breaker: str | None = None
+
+
+class _EndpointPolicyNames(_PolicyNames):
+    circuit_breaker_cache_size: int = 0
+
+
+class _ComponentPolicyNames(Checked):
+    inbound: _PolicyNames = _PolicyNames()
+    outbound: _PolicyNames = _PolicyNames()
+
+
+class _Targets(Checked):
+    apps: dict[str, _EndpointPolicyNames] = {}
+    actors: dict[str, Any] = {}
+    components: dict[str, _ComponentPolicyNames] = {}
+
+
+class _Spec(Checked):
+    policies: _Policies = _Policies()
+    targets: _Targets = _Targets()
+
+
+class _Resiliency(Resource):
+    """daprd's ``resiliency/v1alpha1`` types; the parts daca does not apply are still named, so
+    that only a real typo is logged as unknown."""
+
+    metadata: NamedMeta = required_name()
+    spec: _Spec = _Spec()
+
+
+_Names = dict[str, str]
+
+
 def parse_resiliency(doc: Mapping[str, Any], source: str) -> ResiliencySpec:
     """Build a :class:`ResiliencySpec` from one ``kind: Resiliency`` document read from ``source``.
 
     Raises :class:`ComponentError` naming the file, the resiliency and the field at fault,
     including a target that names a policy this document does not define.
     """
-    ctx = _Context(source, _name(doc, source))
-    spec = ctx.mapping(doc.get("spec"), "spec")
-    policies = ctx.mapping(spec.get("policies"), "spec.policies")
-    targets = ctx.mapping(spec.get("targets"), "spec.targets")
-    if policies.get("circuitBreakers"):
-        logger.info("%s: resiliency %r: circuit breakers are not applied", source, ctx.name)
-    ctx.retries = _retries(ctx, policies.get("retries"))
-    ctx.timeouts = _timeouts(ctx, policies.get("timeouts"))
-    inbound_retry, inbound_timeout = _components(ctx, targets.get("components"))
-    app_retry, app_timeout = _apps(ctx, targets.get("apps"))
-    return ResiliencySpec(
-        name=ctx.name,
-        source=source,
-        retries=ctx.retries,
-        timeouts=ctx.timeouts,
-        component_inbound_retry=inbound_retry,
-        component_inbound_timeout=inbound_timeout,
-        app_retry=app_retry,
-        app_timeout=app_timeout,
-    )
-
-
-class _Context:
-    """Where in which document we are, for error messages."""
-
-    def __init__(self, source: str, name: str) -> None:
-        self.source = source
-        self.name = name
-        self.retries: dict[str, RetryPolicy] = {}
-        self.timeouts: dict[str, float] = {}
-
-    def error(self, field: str, problem: str) -> ComponentError:
-        return ComponentError(f"{self.source}: resiliency {self.name!r}: {field} {problem}")
-
-    def mapping(self, value: object, field: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.error(field, f"must be a mapping, got {type(value).__name__}")
-        return value
-
-    def duration(self, value: object, field: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(field, f"must be a duration such as '5s', got {value!r}")
-        text = str(value).strip()
-        if text.replace(".", "", 1).isdigit() and float(text) != 0:
-            raise self.error(field, f"needs a unit, as in '{text}s' or '{text}ms'")
-        try:
-            return parse_duration(text)
-        except ValueError as exc:
-            raise self.error(field, str(exc)) from None
-
-
-def _name(doc: Mapping[str, Any], source: str) -> str:
-    metadata = doc.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not isinstance(name, str) or not name:
-        raise ComponentError(f"{source}: resiliency: field 'metadata.name' is required")
-    return name
-
-
-def _retries(ctx: _Context, raw: object) -> dict[str, RetryPolicy]:
-    section = ctx.mapping(raw, "spec.policies.retries")
-    return {
-        name: _retry(ctx, ctx.mapping(body, f"spec.policies.retries.{name}"), name)
-        for name, body in section.items()
-    }
-
-
-def _retry(ctx: _Context, raw: Mapping[str, Any], name: str) -> RetryPolicy:
-    field = f"spec.policies.retries.{name}"
-    for key in sorted(set(raw) - _RETRY_KEYS):
-        logger.warning(
-            "%s: resiliency %r: %s.%s is unknown, ignored", ctx.source, ctx.name, field, key
-        )
-    kind = str(raw.get("policy", "constant")).lower()
-    if kind not in ("constant", "exponential"):
-        raise ctx.error(f"{field}.policy", f"must be 'constant' or 'exponential', got {kind!r}")
-    return RetryPolicy(
-        policy="exponential" if kind == "exponential" else "constant",
-        duration=ctx.duration(raw.get("duration", "5s"), f"{field}.duration"),
-        max_interval=ctx.duration(raw.get("maxInterval", "60s"), f"{field}.maxInterval"),
-        max_retries=_max_retries(ctx, raw.get("maxRetries", -1), f"{field}.maxRetries"),
-    )
-
-
-def _max_retries(ctx: _Context, value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ctx.error(field, f"must be an integer, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ctx.error(field, f"must be an integer, got {value!r}") from None
-    return max(number, -1)
-
-
-def _timeouts(ctx: _Context, raw: object) -> dict[str, float]:
-    section = ctx.mapping(raw, "spec.policies.timeouts")
-    return {
-        name: ctx.duration(value, f"spec.policies.timeouts.{name}")
-        for name, value in section.items()
-    }
-
-
-_Names = dict[str, str]
-
-
-def _components(ctx: _Context, raw: object) -> tuple[_Names, _Names]:
-    retries: _Names = {}
-    timeouts: _Names = {}
-    for component, body in ctx.mapping(raw, "spec.targets.components").items():
+    where = Where.resource(source, "Resiliency", document_name(doc))
+    resiliency = where.validate(_Resiliency, doc)
+    policies, targets = resiliency.spec.policies, resiliency.spec.targets
+    if policies.circuit_breakers:
+        logger.info("%s", where.message("spec.policies.circuitBreakers", "is not applied"))
+    inbound: tuple[_Names, _Names] = ({}, {})
+    apps: tuple[_Names, _Names] = ({}, {})
+    for component, names in targets.components.items():
         field = f"spec.targets.components.{component}"
-        target = ctx.mapping(body, field)
-        if "outbound" in target:
-            logger.debug("%s: %s.outbound is not applied", ctx.source, field)
-        inbound = ctx.mapping(target.get("inbound"), f"{field}.inbound")
-        _link(ctx, inbound, f"{field}.inbound", component, (retries, timeouts))
-    return retries, timeouts
-
-
-def _apps(ctx: _Context, raw: object) -> tuple[_Names, _Names]:
-    retries: _Names = {}
-    timeouts: _Names = {}
-    for app_id, body in ctx.mapping(raw, "spec.targets.apps").items():
-        field = f"spec.targets.apps.{app_id}"
-        _link(ctx, ctx.mapping(body, field), field, app_id, (retries, timeouts))
-    return retries, timeouts
+        if "outbound" in names.model_fields_set:
+            logger.debug("%s", where.message(f"{field}.outbound", "is not applied"))
+        _link(where, policies, names.inbound, f"{field}.inbound", component, inbound)
+    for app_id, app in targets.apps.items():
+        _link(where, policies, app, f"spec.targets.apps.{app_id}", app_id, apps)
+    return ResiliencySpec(
+        name=resiliency.metadata.name,
+        source=source,
+        retries={
+            name: RetryPolicy(
+                policy=retry.policy,
+                duration=retry.duration,
+                max_interval=retry.max_interval,
+                max_retries=retry.max_retries,
+            )
+            for name, retry in policies.retries.items()
+        },
+        timeouts=dict(policies.timeouts),
+        component_inbound_retry=inbound[0],
+        component_inbound_timeout=inbound[1],
+        app_retry=apps[0],
+        app_timeout=apps[1],
+    )
 
 
 def _link(
-    ctx: _Context, target: Mapping[str, Any], field: str, key: str, into: tuple[_Names, _Names]
+    where: Where,
+    policies: _Policies,
+    target: _PolicyNames,
+    field: str,
+    key: str,
+    into: tuple[_Names, _Names],
 ) -> None:
     """Record ``target``'s retry and timeout names under ``key`` after checking they exist."""
-    retry = _reference(ctx, target.get("retry"), f"{field}.retry", ctx.retries)
-    timeout = _reference(ctx, target.get("timeout"), f"{field}.timeout", ctx.timeouts)
-    if retry is not None:
-        into[0][key] = retry
-    if timeout is not None:
-        into[1][key] = timeout
-
-
-def _reference(
-    ctx: _Context, name: object, field: str, defined: Mapping[str, object]
-) -> str | None:
-    if name is None:
-        return None
-    if not isinstance(name, str) or name not in defined:
-        known = ", ".join(sorted(defined)) or "none"
-        raise ctx.error(field, f"names policy {name!r}, which is not defined (defined: {known})")
-    return name
+    for name, kind, defined, names in (
+        (target.retry, "retry", policies.retries, into[0]),
+        (target.timeout, "timeout", policies.timeouts, into[1]),
+    ):
+        if name is None:
+            continue
+        if name not in defined:
+            known = ", ".join(sorted(defined)) or "none"
+            raise where.error(
+                f"{field}.{kind}", f"names policy {name!r}, which is not defined (defined: {known})"
+            )
+        names[key] = name
