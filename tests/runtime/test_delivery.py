@@ -293,6 +293,31 @@ async def test_unroutable_event_goes_to_the_dead_letter_topic(
     assert event.path == "/dead"
 
 
+async def test_a_rule_that_fails_to_evaluate_sends_the_event_to_the_dead_letter_topic(
+    engine: Engine, tmp_path: Path, backend: str, redis_address: str | None
+) -> None:
+    """JSON numbers are doubles in CEL, so ``+ 1`` (an int) fails: daprd tries no later rule
+    and no default, and dead-letters the event."""
+    app = FakeApp(
+        subscriptions=[
+            {
+                "pubsubname": "pubsub",
+                "topic": "orders",
+                "deadLetterTopic": "dlq",
+                "routes": {
+                    "rules": [{"match": "event.data.n + 1 > 0", "path": "/x"}],
+                    "default": "/default",
+                },
+            },
+            {"pubsubname": "pubsub", "topic": "dlq", "route": "/dead"},
+        ]
+    )
+    async with system(engine, tmp_path, backend, redis_address, app) as (dapr, _):
+        await dapr.post("/v1.0/publish/pubsub/orders", json={"n": 1})
+        [event] = await app.wait_for(1)
+    assert event.path == "/dead"
+
+
 async def test_empty_and_non_json_success_answers_are_success(
     engine: Engine, tmp_path: Path, backend: str, redis_address: str | None
 ) -> None:

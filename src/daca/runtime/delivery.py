@@ -28,6 +28,7 @@ import aiohttp
 from opentelemetry.trace import SpanKind, StatusCode
 
 from daca.runtime.appchannel import AppChannel, request_body
+from daca.runtime.cel import MatchError
 from daca.runtime.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     EnvelopeError,
@@ -140,7 +141,14 @@ class Delivery:
         if has_expired(envelope):
             await self._dead_letter(message, f"event {envelope.get('id')} expired")
             return
-        route = self._router.route(envelope)
+        try:
+            route = self._router.route(envelope)
+        except MatchError:  # daprd: to the dead-letter topic, else an error the broker retries
+            if not self.spec.dead_letter_topic:
+                raise
+            reason = f"event {envelope.get('id')}: no route could be chosen"
+            await self._dead_letter(message, reason)
+            return
         if route is None:
             await self._dead_letter(message, f"event {envelope.get('id')} matches no route")
             return

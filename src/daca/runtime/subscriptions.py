@@ -1,33 +1,52 @@
 """Subscriptions as the app declares them (``GET /dapr/subscribe``), merged with the declarative
 ones, and the route an event takes: the first ``routes.rules`` entry whose ``match`` holds, else
-the default."""
+the default; a match that cannot be evaluated is an error for the event (see :class:`Router`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from daca.runtime.cel import compile_match
+from daca.runtime.cel import Match, MatchError, cel_event, compile_match
 from daca.runtime.resources import RouteRule, SubscriptionSpec
 
 logger = logging.getLogger(__name__)
 
 
 class Router:
-    """Chooses the route of an event from a subscription's rules and default."""
+    """Chooses the route of an event from a subscription's rules and default, as daprd's
+    ``findMatchingRoute`` (``pkg/runtime/subscription/subscription.go``) does."""
 
     def __init__(self, spec: SubscriptionSpec) -> None:
-        self._rules: list[tuple[Callable[[Mapping[str, Any]], bool], str]] = [
+        self._spec = spec
+        self._rules: list[tuple[Match, str]] = [
             (compile_match(rule.match), rule.path) for rule in spec.rules
         ]
         self._default = spec.default_route
 
     def route(self, envelope: Mapping[str, Any]) -> str | None:
-        for matches, path in self._rules:
-            if matches(envelope):
-                return path
-        return self._default
+        """The path of the first rule that holds, else the default (``None`` when there is none).
+
+        A rule whose match fails (a missing field, a result that is no bool) raises
+        :class:`MatchError` without trying the later rules: daprd's ``matchRoutingRule`` returns
+        that error, and the event goes to the dead-letter topic or stays with the broker.
+        """
+        if not self._rules:
+            return self._default
+        try:
+            event = cel_event(envelope)
+            path = next((path for match, path in self._rules if match(event)), self._default)
+        except MatchError as exc:
+            logger.error(
+                "error finding matching route for event %s in pubsub %s and topic %s: %s",
+                envelope.get("id"),
+                self._spec.pubsubname,
+                self._spec.topic,
+                exc,
+            )
+            raise
+        return path
 
 
 def parse_programmatic(entries: object) -> list[SubscriptionSpec]:
