@@ -12,7 +12,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from daca.contracts.ids import Identifier
@@ -30,6 +29,7 @@ from daca.contracts.models import (
 )
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprClientError
+from daca.dapr.transport import SidecarResponse
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MemorySnapshot:
     relevant: list[SearchResult] = field(default_factory=list)
 
 
-def _ok(response: httpx.Response) -> httpx.Response:
+def _ok(response: SidecarResponse) -> SidecarResponse:
     """``response`` when it is 2xx, else ``MemoryReadError``."""
     if not response.is_success:
         raise MemoryReadError(f"memory service answered {response.status_code}")
