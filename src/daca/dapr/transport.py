@@ -86,7 +86,7 @@ class AiohttpTransport:
             try:
                 return await _request(self._open(), method, url, headers, body)
             except _UNANSWERED as exc:
-                logger.debug("%s %s: closed unanswered (%r); once more", method, url, exc)
+                logger.debug("%s %s: closed unanswered (%r); once more", method, target, exc)
             return await _request(self._open(), method, url, headers, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _unavailable(method, url, exc) from exc
