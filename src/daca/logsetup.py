@@ -10,8 +10,10 @@ import logging
 import os
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-#: Libraries that log every request at INFO.
-_QUIET = ("httpx", "httpcore", "openai", "agents")
+#: Libraries that log every request at INFO. uvicorn's access log also writes each request's
+#: query, and a query can hold a user's words (``/memories/{user}/search?q=...``); the
+#: services' metrics and traces count and time requests instead.
+_QUIET = ("httpx", "httpcore", "openai", "agents", "uvicorn.access")
 
 
 def configure_service_logging() -> None:

@@ -71,7 +71,10 @@ class FakeSidecar:
         if path.startswith(INVOKE_PREFIX):
             return await self._invoke(request, path.removeprefix(INVOKE_PREFIX))
         if path.startswith(STATE_PREFIX):
-            return self._state(request, path.removeprefix(STATE_PREFIX))
+            rest = path.removeprefix(STATE_PREFIX)
+            if self.require_concurrent_reads and rest.startswith("/session:"):
+                await self._rendezvous()
+            return self._state(request, rest)
         return httpx.Response(404, json={"errorCode": "ERR_NOT_FOUND", "message": path})
 
     async def _invoke(self, request: httpx.Request, method: str) -> httpx.Response:
@@ -93,7 +96,8 @@ class FakeSidecar:
         return self._memory_route(request, method)
 
     async def _rendezvous(self) -> None:
-        """Wait (bounded) until both reads of a turn have arrived: proves they overlap."""
+        """Wait (bounded) until both reads of a turn (what the memory service knows, and the
+        chat's own record of the session) have arrived: proves they overlap."""
         if self._both_arrived is None:
             self._both_arrived = asyncio.Event()
         self._arrived += 1
@@ -103,10 +107,12 @@ class FakeSidecar:
             await self._both_arrived.wait()
 
     def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
-        """``memories/{user}`` (GET, and DELETE: forget), ``memories/{user}/sessions`` and
-        ``conversations/{session}?limit=N``."""
+        """``memories/{user}`` (GET, and DELETE: forget), ``memories/{user}/context``,
+        ``memories/{user}/sessions`` and ``conversations/{session}?limit=N``."""
         kind, _, key = method.partition("/")
         user, _, rest = key.partition("/")
+        if kind == "memories" and rest == "context":
+            return httpx.Response(200, json=self._context(user, request.url.params))
         if kind == "memories" and rest.startswith("facts"):
             return self._facts_route(request, user, rest.removeprefix("facts").strip("/"))
         if kind == "memories" and rest == "sessions":
@@ -128,6 +134,12 @@ class FakeSidecar:
         recent = history[-limit:] if limit else []
         body = {"session_id": key, "history": recent, "total_entries": len(history)}
         return httpx.Response(200, json=body)
+
+    def _context(self, user: str, params: httpx.QueryParams) -> dict[str, Any]:
+        """The user's metadata and the session's latest ``limit`` entries (no memories)."""
+        history = self.histories.get(params["session_id"], [])
+        limit = int(params["limit"])
+        return {"metadata": self.users.get(user, {}), "recent": history[-limit:] if limit else []}
 
     def _sessions(self, user: str) -> list[dict[str, Any]]:
         """The user's sessions, from the chat's own session records (newest first)."""

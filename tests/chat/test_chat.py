@@ -77,9 +77,10 @@ def test_the_session_id_is_kept_and_history_is_read_with_the_limit(
     client = make_client(history_limit=7)
     response = say(client, "Hi again", session_id="s-42")
     assert response.json()["metadata"]["session_id"] == "s-42"
-    paths = {(r.url.path, r.url.params.get("limit")) for r in sidecar.invocations}
-    assert ("/v1.0/invoke/agent-memory-service/method/conversations/s-42", "7") in paths
-    assert ("/v1.0/invoke/agent-memory-service/method/memories/ana", None) in paths
+    [read] = sidecar.invocations  # one read of what the memory service knows
+    assert read.url.path == "/v1.0/invoke/agent-memory-service/method/memories/ana/context"
+    assert (read.url.params["session_id"], read.url.params["limit"]) == ("s-42", "7")
+    assert (read.url.params["q"], read.url.params["k"]) == ("Hi again", "5")
     assert sidecar.wait_for_published(1)[0].data["session_id"] == "s-42"
 
 
@@ -117,5 +118,5 @@ def test_without_the_memory_service_the_user_is_treated_as_new(
     response = say(client, "Hello")
     assert response.status_code == 200
     assert response.json()["reply"].startswith("Hello!")
-    assert "Memory metadata for ana unavailable" in caplog.text
+    assert "Memory context for ana unavailable" in caplog.text
     assert len(sidecar.wait_for_published(1)) == 1

@@ -247,8 +247,17 @@ def test_settings_port_and_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     assert DaprSettings().base_url == "http://dapr:3600"
 
 
-def test_client_from_settings_uses_token() -> None:
+async def test_client_from_settings_uses_token() -> None:
     settings = DaprSettings(DAPR_API_TOKEN="tok", APP_API_TOKEN="app")
     assert settings.app_api_token == "app"
-    client = DaprClient.from_settings(settings)
-    assert client._http.headers["dapr-api-token"] == "tok"
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    transport = httpx.MockTransport(handler)
+    async with DaprClient.from_settings(settings, transport=transport) as client:
+        await client.get_state("statestore", "k")
+    assert seen[0].headers["dapr-api-token"] == "tok"
+    assert str(seen[0].url).startswith(settings.base_url)

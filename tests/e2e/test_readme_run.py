@@ -81,7 +81,9 @@ def chat(text: str, session: str, user: str = "junaid") -> dict[str, Any]:
     return reply
 
 
-def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[bytes]) -> None:
+def test_run_command_serves_the_tutorial_walkthrough(
+    system: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
     init = httpx.post(
         f"{MEMORY}/memories/junaid/initialize",
         json={
@@ -146,3 +148,7 @@ def test_run_command_serves_the_tutorial_walkthrough(system: subprocess.Popen[by
     system.send_signal(signal.SIGINT)
     assert system.wait(timeout=30) == 0
     assert not [name for name, port in PORTS.items() if is_listening("127.0.0.1", port)]
+    # What users said stays out of the logs at INFO (a search's query was in uvicorn's
+    # access log once).
+    logged = (tmp_path / "run.log").read_text(errors="replace")
+    assert "planning" not in logged and "tommorrow" not in logged

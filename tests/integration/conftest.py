@@ -93,6 +93,7 @@ async def run_system(
         DAPR_HTTP_PORT=memory_dapr,
         SUMMARY_DEBOUNCE_SECONDS=0.2,
         SUMMARY_MAX_DELAY_SECONDS=1.0,
+        SUMMARY_MIN_INTERVAL_SECONDS=0.0,
         SUMMARY_RETRY_BASE_SECONDS=0.1,
         SUMMARY_RETRY_MAX_SECONDS=0.5,
         **(memory_env or {}),

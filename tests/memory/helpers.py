@@ -56,6 +56,7 @@ def memory_settings(**overrides: Any) -> MemorySettings:
         "append_max_attempts": 1000,
         "summary_debounce_seconds": 0.05,
         "summary_max_delay_seconds": 0.5,
+        "summary_min_interval_seconds": 0.0,
         "summary_retry_base_seconds": 0.02,
         "summary_retry_max_seconds": 0.1,
     }

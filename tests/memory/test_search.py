@@ -126,3 +126,50 @@ async def test_the_sessions_route_lists_a_users_sessions_newest_first(
             await wait_for(lambda: sidecar.value("log:alice") is not None)
         nobody = await client.get("/memories/nobody/sessions")
         assert nobody.json() == {"user_id": "nobody", "sessions": []}
+
+
+async def test_the_context_route_reads_metadata_recent_entries_and_memories_at_once(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    async with running_app(sidecar, writer) as client:
+        await client.post("/memories/alice/initialize", json={"name": "Alice"})
+        said = [("s1", "My sister lives in Porto."), ("s2", "I bought a red bicycle."),
+                ("s2", "Where does my sister live?")]  # fmt: skip
+        for n, (session, text) in enumerate(said):
+            event = conversation(session=session, turn=f"t{n}", text=text)
+            assert await deliver(client, envelope(event)) == "SUCCESS"
+        params = {"session_id": "s2", "limit": "3", "q": "Where does my sister live?", "k": "5"}
+        answer = await client.get("/memories/alice/context", params=params)
+        assert answer.status_code == 200, answer.text
+        context = answer.json()
+    assert context["metadata"]["name"] == "Alice"
+    # The session's latest 3 entries (each turn is two), oldest first.
+    assert [e["content"] for e in context["recent"]] == [
+        "assistant: I bought a red bicycle.", "user: Where does my sister live?",
+        "assistant: Where does my sister live?",
+    ]  # fmt: skip
+    # Memories of the other sessions only: this one's turns are in "recent".
+    assert [(r["session_id"], r["text"]) for r in context["relevant"]] == [
+        ("s1", "user: My sister lives in Porto.")
+    ]
+    assert context["unavailable"] == []
+
+
+async def test_the_context_route_names_what_it_could_not_read(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    async with running_app(sidecar, writer) as client:
+        sidecar.down = True
+        params = {"session_id": "s1", "q": "anything", "k": "5"}
+        answer = await client.get("/memories/alice/context", params=params)
+        sidecar.down = False
+        refused = [
+            await client.get("/memories/alice/context", params=bad)
+            for bad in ({"q": "x"}, {"session_id": "s1", "k": "51"}, {"session_id": "a b"})
+        ]
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "metadata": answer.json()["metadata"], "recent": [], "relevant": [],
+        "unavailable": ["metadata", "recent", "relevant"],
+    }  # fmt: skip
+    assert [r.status_code for r in refused] == [422, 422, 422]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import httpx
@@ -145,3 +146,74 @@ async def test_summaries_never_overlap_per_user(sidecar: FakeSidecar) -> None:
         await wait_for(lambda: pending_count(sidecar) == 0)
     assert most == 1
     assert sidecar.value("user:alice")["summary_turn_count"] == 10
+
+
+class Timed(FakeWriter):
+    """Records when (loop time) each call began."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started: list[float] = []
+
+    async def write(self, previous_summary: str | None, *rest: Any) -> MemoryUpdate:
+        self.started.append(asyncio.get_running_loop().time())
+        return await super().write(previous_summary, *rest)
+
+
+async def test_a_user_who_keeps_talking_is_summarised_once_an_interval(
+    sidecar: FakeSidecar,
+) -> None:
+    """Every turn is a pause here (no debounce), yet the calls are an interval apart and
+    together cover every turn."""
+    writer = Timed()
+    settings = memory_settings(
+        summary_debounce_seconds=0.0,
+        summary_max_delay_seconds=0.0,
+        summary_min_interval_seconds=0.3,
+        summary_max_pending_turns=1000,
+    )
+    async with running_app(sidecar, writer, settings) as client:
+        for number in range(12):
+            await deliver(client, envelope(conversation(turn=f"t{number}")))
+            await asyncio.sleep(0.05)  # the pace of the talk, not a wait for the app
+        await wait_for(lambda: pending_count(sidecar) == 0)
+    assert 2 <= len(writer.calls) <= 4, [len(turns) for _, turns in writer.calls]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(writer.started)]
+    assert all(gap >= 0.3 for gap in gaps), gaps
+    covered = [t.turn_id for _, turns in writer.calls for t in turns]
+    assert covered == [f"t{number}" for number in range(12)]
+
+
+async def test_enough_pending_turns_go_without_waiting_for_the_interval(
+    sidecar: FakeSidecar,
+) -> None:
+    writer = FakeWriter()
+    settings = memory_settings(
+        summary_debounce_seconds=0.0,
+        summary_min_interval_seconds=60.0,
+        summary_max_pending_turns=3,
+    )
+    async with running_app(sidecar, writer, settings) as client:
+        await deliver(client, envelope(conversation(turn="t0")))  # the first is not held back
+        await wait_for(lambda: len(writer.calls) == 1 and pending_count(sidecar) == 0)
+        for number in (1, 2, 3):
+            await deliver(client, envelope(conversation(turn=f"t{number}")))
+        await wait_for(lambda: len(writer.calls) == 2 and pending_count(sidecar) == 0)
+    assert [t.turn_id for t in writer.calls[1][1]] == ["t1", "t2", "t3"]
+
+
+async def test_retries_and_a_backlog_do_not_wait_for_the_interval(sidecar: FakeSidecar) -> None:
+    """A failed call is retried after its backoff, and turns beyond one batch follow at once:
+    the interval spaces out a talking user's calls, not recovery."""
+    failing = FakeWriter(fail_times=1000)
+    settings = memory_settings(summary_retry_base_seconds=10.0, summary_retry_max_seconds=10.0)
+    async with running_app(sidecar, failing, settings) as client:
+        for number in range(7):
+            await deliver(client, envelope(conversation(turn=f"t{number}")))
+        await wait_for(lambda: len(failing.calls) == 1)
+    writer = FakeWriter(fail_times=1)
+    settings = memory_settings(summary_min_interval_seconds=60.0, summary_max_batch=3)
+    async with running_app(sidecar, writer, settings) as client:
+        await client.get("/memories/alice")  # schedules the pending turns
+        await wait_for(lambda: pending_count(sidecar) == 0)
+    assert [len(turns) for _, turns in writer.calls] == [3, 3, 3, 1]  # the first one failed

@@ -12,7 +12,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from daca.contracts.ids import Identifier
@@ -22,14 +21,15 @@ from daca.contracts.models import (
     ConversationHistory,
     Fact,
     Facts,
+    MemoryContext,
     SearchResult,
-    SearchResults,
     SessionInfo,
     Sessions,
     UserMetadata,
 )
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprClientError
+from daca.dapr.transport import SidecarResponse
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MemorySnapshot:
     relevant: list[SearchResult] = field(default_factory=list)
 
 
-def _ok(response: httpx.Response) -> httpx.Response:
+def _ok(response: SidecarResponse) -> SidecarResponse:
     """``response`` when it is 2xx, else ``MemoryReadError``."""
     if not response.is_success:
         raise MemoryReadError(f"memory service answered {response.status_code}")
@@ -81,22 +81,6 @@ class MemoryClient:
         method = f"conversations/{session_id}"
         response = await self._dapr.invoke(self._app_id, method, params={"limit": str(limit)})
         return ConversationHistory.model_validate_json(_ok(response).content)
-
-    async def recent(self, session_id: str, limit: int) -> list[ConversationEntry]:
-        """The session's most recent ``limit`` entries."""
-        return (await self.history(session_id, limit)).history
-
-    async def search(
-        self, user_id: str, query: str, k: int, *, exclude_session: str | None = None
-    ) -> list[SearchResult]:
-        """``GET /memories/{user_id}/search?q=...&k=N`` on the memory service."""
-        params = {"q": query[:MAX_QUERY_CHARS], "k": str(k)}
-        if exclude_session is not None:
-            params["exclude_session"] = exclude_session
-        response = await self._dapr.invoke(
-            self._app_id, f"memories/{user_id}/search", params=params
-        )
-        return SearchResults.model_validate_json(_ok(response).content).results
 
     async def facts(self, user_id: str) -> list[Fact]:
         """``GET /memories/{user_id}/facts`` on the memory service."""
@@ -130,21 +114,21 @@ class MemoryClient:
     async def snapshot(
         self, user_id: str, session_id: str, limit: int, *, query: str = "", k: int = 5
     ) -> MemorySnapshot:
-        """Metadata, recent entries and the memories matching ``query``, read concurrently;
-        defaults for whatever fails."""
-        no_history: list[ConversationEntry] = []
-        no_memories: list[SearchResult] = []
-        search = (
-            self.search(user_id, query, k, exclude_session=session_id)
-            if query.strip() and k
-            else _nothing(no_memories)
-        )
-        metadata, recent, relevant = await asyncio.gather(
-            self._guarded("metadata", user_id, self.metadata(user_id), UserMetadata()),
-            self._guarded("history", session_id, self.recent(session_id, limit), no_history),
-            self._guarded("search", user_id, search, no_memories),
-        )
-        return MemorySnapshot(metadata=metadata, recent=recent, relevant=relevant)
+        """Metadata, recent entries and the memories matching ``query``, in one invocation
+        (``GET /memories/{user_id}/context``); defaults for whatever could not be read."""
+        params = {"session_id": session_id, "limit": str(limit), "q": query[:MAX_QUERY_CHARS]}
+        params["k"] = str(k if query.strip() else 0)
+
+        async def read() -> MemoryContext:
+            method = f"memories/{user_id}/context"
+            response = await self._dapr.invoke(self._app_id, method, params=params)
+            return MemoryContext.model_validate_json(_ok(response).content)
+
+        found = await self._guarded("context", user_id, read(), MemoryContext())
+        if found.unavailable:
+            missing = ", ".join(found.unavailable)
+            logger.warning("Memory %s for %s unavailable, using defaults", missing, user_id)
+        return MemorySnapshot(metadata=found.metadata, recent=found.recent, relevant=found.relevant)
 
     async def _guarded(self, what: str, key: str, read: Awaitable[T], default: T) -> T:
         """``read`` awaited within the timeout, or ``default`` (with a warning) when it fails."""
@@ -156,10 +140,6 @@ class MemoryClient:
                 "Memory %s for %s unavailable, using defaults: %s", what, key, _reason(exc)
             )
             return default
-
-
-async def _nothing(value: T) -> T:
-    return value
 
 
 def _reason(exc: Exception) -> str:

@@ -197,3 +197,15 @@ class SearchResults(BaseModel):
     """The memories that best match a query, best first."""
 
     results: list[SearchResult] = Field(default_factory=list)
+
+
+class MemoryContext(BaseModel):
+    """What the chat reads for one reply, in one call (``GET /memories/{user_id}/context``): the
+    user's metadata, the session's most recent entries, and the memories of the user's other
+    sessions that match the message. A part the service could not read is left at its default
+    and named in ``unavailable``."""
+
+    metadata: UserMetadata = Field(default_factory=UserMetadata)
+    recent: list[ConversationEntry] = Field(default_factory=list)
+    relevant: list[SearchResult] = Field(default_factory=list)
+    unavailable: list[Literal["metadata", "recent", "relevant"]] = Field(default_factory=list)

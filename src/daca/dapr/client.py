@@ -1,22 +1,24 @@
 """The services' async client for the Dapr sidecar HTTP API.
 
-One ``httpx.AsyncClient`` per ``DaprClient``; the transport is a constructor argument, which is
-also the test seam (``httpx.MockTransport``). Every transport failure becomes
+The client builds each request and reads each answer; a ``Transport`` (``daca.dapr.transport``)
+carries it: aiohttp in production, any ``httpx`` transport when one is given (the test seam:
+``httpx.MockTransport``, ``httpx.ASGITransport``). Every transport failure becomes
 ``SidecarUnavailableError`` and every non-2xx answer a ``DaprAPIError`` subclass (see
-``daca.dapr.errors``). The client never retries: callers decide what a failure means.
+``daca.dapr.errors``). The client never retries a request the sidecar answered: callers decide
+what a failure means.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json as jsonlib
-import logging
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
+from opentelemetry import propagate, trace
 
 from daca.dapr.errors import (
     DaprAPIError,
@@ -27,11 +29,10 @@ from daca.dapr.errors import (
 )
 from daca.dapr.models import StateEntry, StateOperation, StateWrite, jsonable
 from daca.dapr.settings import DaprSettings
+from daca.dapr.transport import AiohttpTransport, HttpxTransport, SidecarResponse, Transport
 from daca.telemetry import tracing
 
-logger = logging.getLogger(__name__)
-
-_JSON_HEADERS = {"content-type": "application/json"}
+_JSON = "application/json"
 
 
 def _segment(value: str, safe: str = "") -> str:
@@ -39,7 +40,11 @@ def _segment(value: str, safe: str = "") -> str:
     return quote(value, safe=safe + ":@")
 
 
-def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
+def _dumps(value: Any) -> bytes:
+    return jsonlib.dumps(jsonable(value), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _error_fields(response: SidecarResponse) -> tuple[str | None, str]:
     """The ``errorCode`` and ``message`` of an error answer (plain-text bodies tolerated)."""
     try:
         body = response.json()
@@ -50,7 +55,7 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     return body.get("errorCode"), str(body.get("message", response.text))
 
 
-def api_error(response: httpx.Response) -> DaprAPIError:
+def api_error(response: SidecarResponse) -> DaprAPIError:
     """The typed error for a non-2xx sidecar answer."""
     code, message = _error_fields(response)
     cls: type[DaprAPIError] = DaprAPIError
@@ -63,7 +68,7 @@ def api_error(response: httpx.Response) -> DaprAPIError:
     return cls(response.status_code, code, message)
 
 
-def _check(response: httpx.Response) -> httpx.Response:
+def _check(response: SidecarResponse) -> SidecarResponse:
     """``response`` if it is 2xx, else raise its typed error."""
     if response.is_success:
         return response
@@ -81,11 +86,12 @@ class DaprClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"dapr-api-token": api_token} if api_token else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        self._headers = {"dapr-api-token": api_token} if api_token else {}
+        self._transport: Transport = (
+            AiohttpTransport(base_url, timeout=timeout)
+            if transport is None
+            else HttpxTransport(transport, base_url, timeout=timeout)
         )
-        tracing.instrument_client(self._http)
 
     @classmethod
     def from_settings(
@@ -116,15 +122,40 @@ class DaprClient:
 
     async def aclose(self) -> None:
         """Close the underlying HTTP connection pool."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send one request; transport failures become ``SidecarUnavailableError``."""
-        try:
-            return await self._http.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            logger.warning("Dapr sidecar unavailable: %s %s (%s)", method, url, type(exc).__name__)
-            raise SidecarUnavailableError(f"Dapr sidecar unavailable: {exc!r}") from exc
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str = _JSON,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SidecarResponse:
+        """Send one request; transport failures become ``SidecarUnavailableError``.
+
+        With tracing on, the request is a client span whose ``traceparent`` travels along
+        (its URL recorded without the query, which can hold a user's words)."""
+        sent = {**self._headers, **(headers or {})}
+        if body is not None:
+            sent.setdefault("content-type", content_type)
+        target = f"{path}?{urlencode(params)}" if params else path
+        if not tracing.enabled():
+            return await self._transport.send(method, target, sent, body)
+        span = tracing.tracer(__name__).start_as_current_span(
+            method,
+            kind=trace.SpanKind.CLIENT,
+            attributes={"http.request.method": method, "url.path": path},
+        )
+        with span as current:
+            propagate.inject(sent)
+            response = await self._transport.send(method, target, sent, body)
+            current.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                current.set_status(trace.StatusCode.ERROR)
+            return response
 
     async def get_state(self, store: str, key: str) -> StateEntry | None:
         """The value and ETag stored under ``key``, or ``None`` when the key is missing."""
@@ -137,14 +168,14 @@ class DaprClient:
     async def bulk_get_state(self, store: str, keys: Sequence[str]) -> list[StateEntry | None]:
         """The entries for ``keys``, in order; ``None`` for each missing key."""
         url = f"/v1.0/state/{_segment(store)}/bulk"
-        response = _check(await self._send("POST", url, json={"keys": list(keys)}))
+        response = _check(await self._send("POST", url, body=_dumps({"keys": list(keys)})))
         found = {item["key"]: item for item in response.json()}
         return [_bulk_entry(found.get(key)) for key in keys]
 
     async def save_state(self, store: str, items: Sequence[StateWrite]) -> None:
         """Save ``items``; raises ``ETagMismatchError`` when an ETag does not match."""
-        body = [item.to_wire() for item in items]
-        _check(await self._send("POST", f"/v1.0/state/{_segment(store)}", json=body))
+        body = _dumps([item.to_wire() for item in items])
+        _check(await self._send("POST", f"/v1.0/state/{_segment(store)}", body=body))
 
     async def delete_state(self, store: str, key: str, *, etag: str | None = None) -> None:
         """Delete ``key`` (guarded by ``etag`` when given)."""
@@ -154,9 +185,9 @@ class DaprClient:
 
     async def transact_state(self, store: str, operations: Sequence[StateOperation]) -> None:
         """Run ``operations`` as one state transaction (not atomic on Redis-backed daprd)."""
-        body = {"operations": [operation.to_wire() for operation in operations]}
+        body = _dumps({"operations": [operation.to_wire() for operation in operations]})
         url = f"/v1.0/state/{_segment(store)}/transaction"
-        _check(await self._send("POST", url, json=body))
+        _check(await self._send("POST", url, body=body))
 
     async def publish(
         self,
@@ -169,15 +200,14 @@ class DaprClient:
         """Publish ``data`` as JSON; ``metadata`` travels as ``metadata.<k>`` query parameters."""
         url = f"/v1.0/publish/{_segment(pubsub)}/{_segment(topic, safe='/')}"
         params = {f"metadata.{key}": value for key, value in (metadata or {}).items()}
-        content = jsonlib.dumps(jsonable(data))
-        _check(await self._send("POST", url, content=content, headers=_JSON_HEADERS, params=params))
+        _check(await self._send("POST", url, body=_dumps(data), params=params))
 
     async def publish_cloudevent(self, pubsub: str, topic: str, event: Mapping[str, Any]) -> None:
         """Publish ``event`` as a CloudEvent of its own (``application/cloudevents+json``): the
         sidecar keeps its ``id`` and sets only ``topic`` and ``pubsubname``."""
         url = f"/v1.0/publish/{_segment(pubsub)}/{_segment(topic, safe='/')}"
-        headers = {"content-type": "application/cloudevents+json"}
-        _check(await self._send("POST", url, content=jsonlib.dumps(event), headers=headers))
+        content_type = "application/cloudevents+json"
+        _check(await self._send("POST", url, body=_dumps(event), content_type=content_type))
 
     async def invoke(
         self,
@@ -188,15 +218,15 @@ class DaprClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> SidecarResponse:
         """Call ``method`` on ``app_id`` and return the target's answer, whatever its status.
 
         Raises ``InvocationError`` only when the sidecar could not reach the target
         (500 ``ERR_DIRECT_INVOKE``).
         """
         url = f"/v1.0/invoke/{_segment(app_id)}/method/{_segment(method.lstrip('/'), safe='/')}"
-        body = None if json is None else jsonable(json)
-        response = await self._send(http_method, url, json=body, params=params, headers=headers)
+        body = None if json is None else _dumps(json)
+        response = await self._send(http_method, url, body=body, params=params, headers=headers)
         if response.status_code == 500 and _error_fields(response)[0] == "ERR_DIRECT_INVOKE":
             raise api_error(response)
         return response

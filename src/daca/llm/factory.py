@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents import Model, OpenAIChatCompletionsModel, set_tracing_disabled
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from daca.llm.offline import OFFLINE_MODEL_NAME, OfflineModel
 from daca.llm.settings import LLMSettings
@@ -40,12 +40,15 @@ class ModelChoice:
 
 
 def _client(settings: LLMSettings, base_url: str, api_key: str | None) -> AsyncOpenAI:
-    """An OpenAI client for ``base_url`` with the configured timeout and retries."""
+    """An OpenAI client for ``base_url`` with the configured timeout and retries, over
+    aiohttp (the SDK's own aiohttp transport: its default, httpx's connection pool, cost more
+    CPU per call than the rest of the chat's turn; see ``daca.dapr.transport``)."""
     return AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or _NO_KEY,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
+        http_client=DefaultAioHttpClient(timeout=settings.llm_timeout_seconds),
     )
 
 

@@ -28,10 +28,18 @@ class MemorySettings(DaprSettings):
     dead_letter_limit: int = Field(default=1000, ge=1, validation_alias="MEMORY_DEAD_LETTER_LIMIT")
     dapr_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="DAPR_TIMEOUT_SECONDS")
     summary_debounce_seconds: float = Field(
-        default=1.0, ge=0, validation_alias="SUMMARY_DEBOUNCE_SECONDS"
+        default=2.0, ge=0, validation_alias="SUMMARY_DEBOUNCE_SECONDS"
     )
     summary_max_delay_seconds: float = Field(
-        default=5.0, ge=0, validation_alias="SUMMARY_MAX_DELAY_SECONDS"
+        default=30.0, ge=0, validation_alias="SUMMARY_MAX_DELAY_SECONDS"
+    )
+    #: A user's summaries are at least this far apart (see ``daca.memory.summarizer``) ...
+    summary_min_interval_seconds: float = Field(
+        default=30.0, ge=0, validation_alias="SUMMARY_MIN_INTERVAL_SECONDS"
+    )
+    #: ... unless this many turns wait.
+    summary_max_pending_turns: int = Field(
+        default=20, ge=1, validation_alias="SUMMARY_MAX_PENDING_TURNS"
     )
     summary_timeout_seconds: float = Field(
         default=60.0, gt=0, validation_alias="SUMMARY_TIMEOUT_SECONDS"

@@ -1,18 +1,26 @@
 """The summary coalescer: one summary call per user per burst of turns, off the request path.
 
-After a turn is stored the user is marked dirty. Per user, a task waits for a quiet period
-(``summary_debounce_seconds`` since the last turn) but never longer than
-``summary_max_delay_seconds`` since the first pending turn, then makes ONE call to the
-``SummaryWriter`` with the previous summary, the known facts and all pending turns (any
-session), and writes the new summary and facts back (``daca.memory.summaries``). One task
-per user means at most one summary in flight per user. A failing or slow writer leaves the
-turns pending; the task retries with capped exponential backoff. History is stored before a
+After a turn is stored the user is marked dirty. Per user, a task waits until a summary is
+due, then makes ONE call to the ``SummaryWriter`` with the previous summary, the known facts and
+all pending turns (any session), and writes the new summary and facts back
+(``daca.memory.summaries``). A summary is due when the user has paused
+(``summary_debounce_seconds`` since the last turn) or the oldest pending turn has waited
+``summary_max_delay_seconds``, whichever is first; but a user's summaries are at least
+``summary_min_interval_seconds`` apart unless ``summary_max_pending_turns`` turns wait. So a user
+who keeps talking costs one call per interval (or per that many turns), not one per pause,
+and the summary is never more than the larger of the max delay and the interval, or that many
+turns, behind (plus the call itself). What it has not absorbed yet, the chat still sees: its
+context holds the session's recent turns and the search over the log and the pending turns.
+
+One task per user means at most one summary in flight per user. A failing or slow writer leaves
+the turns pending; the task retries with capped exponential backoff. History is stored before a
 turn is pending, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Sequence
@@ -55,8 +63,14 @@ class _Schedule:
 
     first_at: float | None
     last_at: float
+    #: Turns marked since the last round began.
+    pending: int = 1
+    #: When the last round began (none yet: the first is not held back by the interval).
+    last_round_at: float = float("-inf")
     not_before: float = 0.0
     failures: int = 0
+    #: Set by each new turn: enough pending turns can make the summary due earlier.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
     #: The spans that handled the turns waiting for this summary (its span links to them).
     turn_spans: list[SpanContext] = field(default_factory=list)
 
@@ -83,6 +97,9 @@ class Summarizer:
         self._counters = metrics.counters
         self._lag = metrics.summary_lag
         self._schedules: dict[str, _Schedule] = {}
+        #: When each user's last round began, kept past its schedule for the interval's sake
+        #: (entries older than the interval are dropped as new users arrive).
+        self._last_rounds: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -98,13 +115,18 @@ class Summarizer:
         if schedule is None and self._closed:
             return
         if schedule is None:
-            schedule = self._schedules[user_id] = _Schedule(first_at=now, last_at=now)
+            schedule = self._schedules[user_id] = _Schedule(
+                first_at=now, last_at=now, last_round_at=self._last_round(user_id, now)
+            )
             schedule.add_turn_span()
             self._spawn(user_id)
             return
         schedule.first_at = now if schedule.first_at is None else schedule.first_at
         schedule.last_at = now
+        schedule.pending += 1
         schedule.add_turn_span()
+        if schedule.pending >= self._settings.summary_max_pending_turns:
+            schedule.changed.set()
 
     def ensure_scheduled(self, user_id: str) -> None:
         """Schedule a summary unless one is already scheduled (e.g. pending after a restart)."""
@@ -133,10 +155,20 @@ class Summarizer:
         try:
             while schedule.first_at is not None and not self._closed:
                 await self._wait_until_due(schedule)
-                schedule.first_at = None
+                schedule.first_at, schedule.pending = None, 0
+                schedule.last_round_at = _now()
                 await self._round(user_id, schedule)
         finally:
             del self._schedules[user_id]
+            self._last_rounds[user_id] = schedule.last_round_at
+
+    def _last_round(self, user_id: str, now: float) -> float:
+        """When ``user_id``'s last round began, if within the interval; forgets older ones."""
+        horizon = now - self._settings.summary_min_interval_seconds
+        if len(self._last_rounds) > 2 * len(self._schedules) + 100:
+            self._last_rounds = {u: t for u, t in self._last_rounds.items() if t > horizon}
+        started = self._last_rounds.pop(user_id, float("-inf"))
+        return started if started > horizon else float("-inf")
 
     async def _round(self, user_id: str, schedule: _Schedule) -> None:
         """One summary attempt, one span linked to the turns it covers; reschedule after a
@@ -150,10 +182,14 @@ class Summarizer:
         if remaining is None:
             schedule.failures += 1
             schedule.not_before = _now() + self._backoff(schedule.failures)
+            schedule.last_round_at = float("-inf")  # a retry waits for its backoff only
         else:
             schedule.failures = 0
         if remaining is not False and schedule.first_at is None:
+            # Turns no new turn re-armed: the failed batch, or what the batch limit left. They
+            # go as soon as the backoff allows, not an interval later.
             schedule.first_at = schedule.last_at = _now()
+            schedule.pending = self._settings.summary_max_pending_turns
 
     async def _summarize(self, user_id: str) -> bool | None:
         """Write one summary: whether turns remain pending, or ``None`` on failure."""
@@ -180,15 +216,21 @@ class Summarizer:
         """Sleep until the quiet period is over, the max delay is reached, and no backoff holds."""
         delay = self._due(schedule) - _now()
         while delay > 0:
-            await asyncio.sleep(delay)
+            schedule.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await schedule.changed.wait()
             delay = self._due(schedule) - _now()
 
     def _due(self, schedule: _Schedule) -> float:
         """The loop time at which the next summary of ``schedule`` may run."""
+        settings = self._settings
         first = schedule.first_at if schedule.first_at is not None else schedule.last_at
-        quiet = schedule.last_at + self._settings.summary_debounce_seconds
-        latest = first + self._settings.summary_max_delay_seconds
-        return max(schedule.not_before, min(quiet, latest))
+        quiet = schedule.last_at + settings.summary_debounce_seconds
+        due = min(quiet, first + settings.summary_max_delay_seconds)
+        if schedule.pending < settings.summary_max_pending_turns:
+            due = max(due, schedule.last_round_at + settings.summary_min_interval_seconds)
+        return max(schedule.not_before, due)
 
     def _backoff(self, failures: int) -> float:
         """The delay before retry number ``failures``."""

@@ -44,6 +44,9 @@ def _alive(pid: int) -> bool:
 class NameRegistry:
     def __init__(self, home: Path) -> None:
         self.directory = home / "apps"
+        #: Parsed records by app-id, with the file identity they were read from: a lookup per
+        #: invocation costs a ``stat`` (and the liveness probe), not a read and a JSON parse.
+        self._cache: dict[str, tuple[tuple[int, int, int], AppRecord]] = {}
 
     def _path(self, app_id: str) -> Path:
         return self.directory / f"{app_id}.json"
@@ -64,9 +67,18 @@ class NameRegistry:
 
     def lookup(self, app_id: str) -> AppRecord | None:
         """The live record for ``app_id``, or ``None``."""
+        path = self._path(app_id)
         try:
-            record = AppRecord(**json.loads(self._path(app_id).read_text()))
+            stat = path.stat()
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            cached = self._cache.get(app_id)
+            if cached is not None and cached[0] == identity:
+                record = cached[1]
+            else:
+                record = AppRecord(**json.loads(path.read_text()))
+                self._cache[app_id] = (identity, record)
         except (FileNotFoundError, ValueError, TypeError):
+            self._cache.pop(app_id, None)
             return None
         if not _alive(record.pid):
             logger.debug("pruning stale registry record for %s (pid %d)", app_id, record.pid)

@@ -23,7 +23,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -128,10 +127,6 @@ def _server_hook(span: trace.Span, scope: dict[str, Any]) -> None:
     _without_queries(span)
 
 
-async def _client_hook(span: trace.Span, request: Any) -> None:
-    _without_queries(span)
-
-
 def instrument_app(app: FastAPI) -> None:
     """A server span for each request the app serves, child of the caller's ``traceparent``
     (its URL recorded without the query)."""
@@ -144,16 +139,4 @@ def instrument_app(app: FastAPI) -> None:
         tracer_provider=_provider,
         exclude_spans=["receive", "send"],
         server_request_hook=_server_hook,
-    )
-
-
-def instrument_client(client: httpx.AsyncClient) -> None:
-    """A client span for each request, its ``traceparent`` sent along (its URL recorded
-    without the query)."""
-    if _provider is None:
-        return
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-    HTTPXClientInstrumentor.instrument_client(
-        client, tracer_provider=_provider, request_hook=_client_hook
     )

@@ -10,12 +10,14 @@ from daca.contracts.ids import Identifier
 from daca.contracts.models import (
     MAX_QUERY_CHARS,
     Facts,
+    MemoryContext,
     SearchResults,
     Sessions,
     UserMetadata,
     UserProfile,
 )
 from daca.memory import keys
+from daca.memory.context import read_context
 from daca.memory.deps import AppToken, Services
 from daca.memory.forget import delete_fact, forget_user
 from daca.memory.models import FactDeleted, Forgotten, Initialized
@@ -68,6 +70,26 @@ async def search(
         services.client, services.settings.state_store, user_id, q, k,
         exclude_session=exclude_session, embedder=services.embedder,
     )  # fmt: skip
+
+
+@router.get("/{user_id}/context", response_model=MemoryContext, responses=BY_ID_RESPONSES)
+async def context(
+    user_id: UserId,
+    services: Services,
+    session_id: Annotated[Identifier, Query(description="the session being answered")],
+    limit: Annotated[
+        int, Query(ge=0, le=1000, description="how many of the session's latest entries")
+    ] = 20,
+    q: Annotated[
+        str, Query(max_length=MAX_QUERY_CHARS, description="the message: memories that match it")
+    ] = "",
+    k: Annotated[int, Query(ge=0, le=50, description="how many memories at most")] = 5,
+) -> MemoryContext:
+    """What the chat reads for one reply, in one call: the user's metadata, the session's
+    most recent ``limit`` entries, and the ``k`` memories of the user's other sessions that
+    best match ``q`` (as ``/search`` finds them). A part that could not be read is left at its
+    default and named in ``unavailable``."""
+    return await read_context(services, user_id, session_id, limit, q, k)
 
 
 @router.get("/{user_id}/sessions", response_model=Sessions, responses=BY_ID_RESPONSES)
