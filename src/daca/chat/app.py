@@ -31,7 +31,7 @@ from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.llm.factory import ModelChoice, build_model
 from daca.llm.metered import MeteredModel
-from daca.logsetup import configure_service_logging
+from daca.logsetup import configure_logging
 from daca.telemetry import tracing
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def create_app(
     dapr_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """The chat service app; ``model`` and ``dapr_transport`` are the test seams."""
-    configure_service_logging()
+    configure_logging()
     settings = settings or ChatSettings()
     tracing.configure("chat-service")
     app = DocumentedApp(

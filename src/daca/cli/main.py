@@ -18,14 +18,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 from pydantic import ValidationError
 
-from daca.cli.output import (
-    LOG_LEVELS,
-    ClickConsole,
-    configure_logging,
-    records_json,
-    records_table,
-    up_summary,
-)
+from daca.cli.output import ClickConsole, records_json, records_table, up_summary
+from daca.logsetup import LOG_LEVELS, configure_logging
 from daca.realdapr.build import CLI_VERSION, DAPRD_VERSION, DaprBuilder, DaprBuildError
 from daca.runtime.applaunch import AppLaunch
 from daca.runtime.config import SidecarConfig, daca_home

@@ -1,11 +1,9 @@
-"""What the CLI writes to the terminal: logging set-up, app output, the ``list`` table and the
-``up`` summary. Only the CLI configures logging."""
+"""What the CLI writes to the terminal: app output, the ``list`` table and the ``up`` summary
+(logging is set up by ``daca.logsetup``)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,36 +12,6 @@ import click
 
 from daca.runtime.nameregistry import AppRecord
 from daca.runtime.runfile import RunFile
-
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time of each record (like ``lastResort``)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:
-            self.handleError(record)
-
-
-def configure_logging(level: str) -> None:
-    """Root logging at ``level`` (debug, info, warn, error) to stderr, set up once per process."""
-    root = logging.getLogger()
-    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
-    root.setLevel(LOG_LEVELS[level.lower()])
 
 
 class ClickConsole:

@@ -19,7 +19,7 @@ from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.dapr.retry import ConcurrencyExhaustedError
-from daca.logsetup import configure_service_logging
+from daca.logsetup import configure_logging
 from daca.memory.container import build_services
 from daca.memory.embeddings import Embedder, OpenAIEmbedder
 from daca.memory.errors import CorruptRecordError
@@ -43,7 +43,7 @@ def create_app(
     dapr_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the memory service; ``settings`` default to the environment."""
-    configure_service_logging()
+    configure_logging()
     settings = settings or MemorySettings()
     tracing.configure(settings.app_id)
     app = DocumentedApp(
