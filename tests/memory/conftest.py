@@ -13,7 +13,7 @@ from tests.memory.helpers import FakeWriter, running_app
 
 @pytest.fixture
 def sidecar() -> FakeSidecar:
-    """A fresh fake sidecar."""
+    """A fresh in-process sidecar: the runtime's API over in-memory components."""
     return FakeSidecar()
 
 
@@ -25,6 +25,6 @@ def writer() -> FakeWriter:
 
 @pytest.fixture
 async def client(sidecar: FakeSidecar, writer: FakeWriter) -> AsyncIterator[httpx.AsyncClient]:
-    """The memory app on the fake sidecar, with the test settings."""
+    """The memory app on the in-process sidecar, with the test settings."""
     async with running_app(sidecar, writer) as client:
         yield client

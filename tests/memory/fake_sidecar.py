@@ -1,166 +1,173 @@
-"""An in-memory fake of the Dapr sidecar's HTTP API, served through ``httpx.MockTransport``.
+"""The memory tests' Dapr sidecar: the daca runtime's own HTTP API app, in process.
 
-It implements the subset the services use with daprd's ``state.in-memory`` semantics
-(dapr-http-api.md §1): 204 for a missing key, the ``ETag`` header, 409 ``ERR_STATE_SAVE`` on a
-save mismatch, 500 ``ERR_STATE_TRANSACTION`` on any transaction mismatch (nothing applied),
-first-write conflicts when a key exists, bulk get with ``data`` fields, and captured publishes.
-Setting ``down`` makes every request fail with a connection error, and ``fail_transactions``
-every transaction fail with ``ERR_STATE_TRANSACTION``. Each request yields to the event loop
-once, so concurrent callers interleave as they would over a network.
+:class:`FakeSidecar` starts the runtime's ``state.in-memory`` and ``pubsub.in-memory`` backends
+(as ``statestore`` and ``pubsub``, for app-id ``agent-memory-service``: the memory service's
+defaults), builds the runtime's sidecar API over them (``daca.runtime.api.app.build_app``, with
+the sidecar's default request body limit) and serves it through ``httpx.ASGITransport``. State,
+ETags, first-write, bulk get, transactions, publishing and every error answer are the runtime's
+(``daca.runtime.api.state``, ``daca.runtime.state.memory``); no rule is kept here. A publish
+reaches the real in-memory broker, which drops it, as daprd's does, since nothing subscribes.
+
+What the class adds sits at the transport, in front of the runtime: each request yields to the
+event loop once (so concurrent callers interleave as they would over a network; the runtime's
+in-process path never suspends by itself) and is counted (``requests``, ``bytes_sent``);
+``down`` makes every request fail with a connection error, and ``fail_transactions`` answers
+every transaction with the error the runtime gives a failing store, without forwarding it.
+``transaction_conflicts`` counts the transactions the runtime refused. ``value``, ``put``,
+``etag``, ``delete`` and ``keys`` read and write the state store directly, under the key prefix
+the runtime gives the app's keys (``agent-memory-service||``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
+import secrets
+import tempfile
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import aiohttp
 import httpx
 
-STATE = re.compile(r"^/v1\.0/state/(?P<store>[^/]+)(?:/(?P<rest>.+))?$")
-PUBLISH = re.compile(r"^/v1\.0/publish/(?P<pubsub>[^/]+)/(?P<topic>.+)$")
+from daca.memory.settings import MemorySettings
+from daca.runtime.api.app import build_app
+from daca.runtime.api.common import RuntimeContext, error_response
+from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
+from daca.runtime.errors import DaprError
+from daca.runtime.gojson import encode_value
+from daca.runtime.invoke import Invoker
+from daca.runtime.nameregistry import NameRegistry
+from daca.runtime.registry import start_components
+from daca.runtime.resources import ComponentSpec, Resources
+from daca.runtime.state.base import DeleteRequest, SetRequest
+from daca.runtime.state.memory import MemoryStateStore
+
+T = TypeVar("T")
+
+_DEFAULTS = MemorySettings.model_fields
+APP_ID: str = _DEFAULTS["app_id"].default
+STORE: str = _DEFAULTS["state_store"].default
+PUBSUB: str = _DEFAULTS["pubsub_name"].default
+TRANSACTION_PATH = f"/v1.0/state/{STORE}/transaction"
 
 
-@dataclass
-class Published:
-    """One captured publish."""
+def _at_once(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end now, from synchronous code (a test's polling condition).
 
-    pubsub: str
-    topic: str
-    data: Any
-    metadata: dict[str, str]
+    The in-memory backends suspend only to wait for their lock, and it is never held across a
+    suspension (their critical sections do not await), so they finish in one step.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coroutine.close()
+    raise RuntimeError("the in-memory backend suspended: it cannot be driven synchronously")
 
 
-@dataclass
+def _component(name: str, kind: str) -> ComponentSpec:
+    return ComponentSpec(name=name, type=kind, version="v1", metadata={}, source=__file__)
+
+
+def _invoker() -> Invoker:
+    """The runtime's invoker, for an app without a channel and a name registry without peers.
+
+    The memory service invokes nothing; an invocation through this sidecar answers daprd's
+    ``ERR_DIRECT_INVOKE`` (no app channel, or no such app-id) before it would open a
+    connection, so the invoker gets no HTTP session.
+    """
+    nowhere = NameRegistry(Path(tempfile.gettempdir()) / f"daca-no-peers-{uuid.uuid4().hex}")
+    return Invoker(APP_ID, nowhere, cast(aiohttp.ClientSession, None), None, secrets.token_hex(16))
+
+
 class FakeSidecar:
-    """State store and publish capture behind the Dapr HTTP API paths."""
+    """The runtime's sidecar API over in-memory components, with counters and faults in front."""
 
-    store_name: str = "statestore"
-    down: bool = False
-    state: dict[str, tuple[str, str]] = field(default_factory=dict)
-    published: list[Published] = field(default_factory=list)
-    transaction_conflicts: int = 0
-    fail_transactions: bool = False
-    requests: int = 0
-    bytes_sent: int = 0
+    def __init__(self) -> None:
+        self.down = False
+        self.fail_transactions = False
+        self.transaction_conflicts = 0
+        self.requests = 0
+        self.bytes_sent = 0
+        specs = (_component(STORE, "state.in-memory"), _component(PUBSUB, "pubsub.in-memory"))
+        components = _at_once(start_components(specs, APP_ID, None))
+        store = components.state_stores[STORE]
+        assert isinstance(store, MemoryStateStore)
+        self._store = store
+        self._prefix = components.state_prefix(STORE)  # "agent-memory-service||"
+        context = RuntimeContext(
+            app_id=APP_ID,
+            components=components,
+            resources=Resources(components=specs),
+            invoker=_invoker(),
+            ready=True,  # no app to wait for, as a sidecar started without one
+        )
+        self.app = build_app(context, max_body_size=DEFAULT_MAX_BODY_SIZE)  # daprd's 4 MiB
 
     @property
-    def transport(self) -> httpx.MockTransport:
+    def transport(self) -> httpx.AsyncBaseTransport:
         """The transport to hand to ``DaprClient``/``create_app``."""
-        return httpx.MockTransport(self.handle_async)
+        return _Transport(self, httpx.ASGITransport(app=self.app))
 
     def value(self, key: str) -> Any:
-        """The stored value of ``key`` (parsed), or ``None``."""
-        stored = self.state.get(key)
-        return None if stored is None else json.loads(stored[0])
+        """The stored value of the app's ``key`` (parsed), or ``None``."""
+        item = _at_once(self._store.get(self._prefix + key))
+        return None if item is None else json.loads(item.value)
+
+    def etag(self, key: str) -> str | None:
+        """The ETag of the app's ``key`` (a new one on every write), or ``None``."""
+        item = _at_once(self._store.get(self._prefix + key))
+        return None if item is None else item.etag
 
     def put(self, key: str, value: Any) -> None:
-        """Seed ``key`` directly (a new ETag)."""
-        self.state[key] = (json.dumps(value), uuid.uuid4().hex)
+        """Seed the app's ``key``, encoded as the runtime's save encodes a value (a new ETag)."""
+        data = encode_value(value, self._store.value_encoding)
+        _at_once(self._store.set(SetRequest(self._prefix + key, data)))
 
-    async def handle_async(self, request: httpx.Request) -> httpx.Response:
-        """Yield to the event loop once, as a network hop would, then answer."""
-        await asyncio.sleep(0)
-        return self.handle(request)
+    def delete(self, key: str) -> None:
+        """Delete the app's ``key`` (no ETag: a missing key is no error)."""
+        _at_once(self._store.delete(DeleteRequest(self._prefix + key)))
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Route one request."""
-        self.requests += 1
-        self.bytes_sent += len(request.content)
-        if self.down:
-            raise httpx.ConnectError("connection refused (fake sidecar down)", request=request)
-        path = request.url.path
-        if path == "/v1.0/healthz/outbound":
-            return httpx.Response(204)
-        if match := STATE.match(path):
-            return self._state(request, match["store"], match["rest"])
-        if match := PUBLISH.match(path):
-            return self._publish(request, match["pubsub"], match["topic"])
-        return _error(404, "ERR_API_UNIMPLEMENTED", f"no route {path}")
-
-    def _state(self, request: httpx.Request, store: str, rest: str | None) -> httpx.Response:
-        if store != self.store_name:
-            return _error(400, "ERR_STATE_STORE_NOT_FOUND", f"state store {store} is not found")
-        if rest is None and request.method in ("POST", "PUT"):
-            return self._save(json.loads(request.content))
-        if rest == "bulk" and request.method in ("POST", "PUT"):
-            return self._bulk(json.loads(request.content)["keys"])
-        if rest == "transaction" and request.method in ("POST", "PUT"):
-            return self._transaction(json.loads(request.content)["operations"])
-        if rest is not None and request.method == "GET":
-            return self._get(rest)
-        if rest is not None and request.method == "DELETE":
-            return self._delete(rest, request.headers.get("if-match"))
-        return _error(405, "ERR_MALFORMED_REQUEST", "unsupported")
-
-    def _get(self, key: str) -> httpx.Response:
-        stored = self.state.get(key)
-        if stored is None:
-            return httpx.Response(204)
-        headers = {"ETag": stored[1], "content-type": "application/json"}
-        return httpx.Response(200, content=stored[0].encode(), headers=headers)
-
-    def _bulk(self, keys: list[str]) -> httpx.Response:
-        items: list[dict[str, Any]] = []
-        for key in keys:
-            stored = self.state.get(key)
-            found = {} if stored is None else {"data": json.loads(stored[0]), "etag": stored[1]}
-            items.append({"key": key, **found})
-        return httpx.Response(200, json=items)
-
-    def _save(self, items: list[dict[str, Any]]) -> httpx.Response:
-        for item in items:
-            if problem := self._conflict(item):
-                return _error(409, "ERR_STATE_SAVE", problem)
-            self._apply("upsert", item)
-        return httpx.Response(204)
-
-    def _delete(self, key: str, etag: str | None) -> httpx.Response:
-        if problem := self._conflict({"key": key, "etag": etag}):
-            return _error(409, "ERR_STATE_DELETE", problem)
-        self._apply("delete", {"key": key})
-        return httpx.Response(204)
-
-    def _transaction(self, operations: list[dict[str, Any]]) -> httpx.Response:
-        if self.fail_transactions:
-            return _error(500, "ERR_STATE_TRANSACTION", "injected store failure")
-        for operation in operations:
-            if problem := self._conflict(operation["request"]):
-                self.transaction_conflicts += 1
-                return _error(500, "ERR_STATE_TRANSACTION", problem)
-        for operation in operations:
-            self._apply(operation["operation"], operation["request"])
-        return httpx.Response(204)
-
-    def _conflict(self, item: dict[str, Any]) -> str | None:
-        """Why ``item`` may not be written (in-memory store semantics), or ``None``."""
-        key, etag = item["key"], item.get("etag")
-        current = self.state.get(key)
-        concurrency = (item.get("options") or {}).get("concurrency")
-        if etag is not None and (current is None or current[1] != etag):
-            return f"possible etag mismatch on {key}"
-        if etag is None and concurrency == "first-write" and current is not None:
-            return f"item {key} already exists"
-        return None
-
-    def _apply(self, operation: str, item: dict[str, Any]) -> None:
-        if operation == "delete":
-            self.state.pop(item["key"], None)
-        else:
-            self.put(item["key"], item.get("value"))
-
-    def _publish(self, request: httpx.Request, pubsub: str, topic: str) -> httpx.Response:
-        metadata = {
-            name.removeprefix("metadata."): value
-            for name, value in request.url.params.items()
-            if name.startswith("metadata.")
-        }
-        self.published.append(Published(pubsub, topic, json.loads(request.content), metadata))
-        return httpx.Response(204)
+    def keys(self) -> set[str]:
+        """The app's keys that hold a value. The store has no listing call: its dict's keys are
+        read, each checked through ``get`` (which drops an expired item)."""
+        stored = [key for key in self._store._items if key.startswith(self._prefix)]
+        live = [key for key in stored if _at_once(self._store.get(key)) is not None]
+        return {key.removeprefix(self._prefix) for key in live}
 
 
-def _error(status: int, code: str, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"errorCode": code, "message": message})
+class _Transport(httpx.AsyncBaseTransport):
+    """Counts, faults and a network hop in front of the runtime's ASGI app."""
+
+    def __init__(self, sidecar: FakeSidecar, runtime: httpx.ASGITransport) -> None:
+        self._sidecar = sidecar
+        self._runtime = runtime
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sidecar = self._sidecar
+        await asyncio.sleep(0)  # one yield, as a network hop
+        sidecar.requests += 1
+        sidecar.bytes_sent += len(request.content)
+        if sidecar.down:
+            raise httpx.ConnectError("connection refused (sidecar down)", request=request)
+        transaction = request.url.path == TRANSACTION_PATH
+        if transaction and sidecar.fail_transactions:
+            return _store_failure()
+        response = await self._runtime.handle_async_request(request)
+        if transaction and response.status_code == 500:
+            await response.aread()
+            if response.json().get("errorCode") == "ERR_STATE_TRANSACTION":
+                sidecar.transaction_conflicts += 1
+        return response
+
+
+def _store_failure() -> httpx.Response:
+    """What the runtime answers a transaction its store fails (``transact_state``)."""
+    message = "error while executing state transaction: injected store failure"
+    answer = error_response(DaprError(500, "ERR_STATE_TRANSACTION", message))
+    return httpx.Response(
+        answer.status_code, headers=answer.raw_headers, content=bytes(answer.body)
+    )

@@ -26,7 +26,7 @@ def turn(session: str, n: int) -> ConversationTurn:
 
 async def measure(store: HistoryStore, sidecar: FakeSidecar, session: str) -> tuple[int, int]:
     """Requests and bytes sent to the sidecar for one append (pending turns already summarised)."""
-    sidecar.state.pop(keys.pending_key("u"), None)
+    sidecar.delete(keys.pending_key("u"))
     requests, sent = sidecar.requests, sidecar.bytes_sent
     assert await store.append("u", turn(session, 10))
     return sidecar.requests - requests, sidecar.bytes_sent - sent

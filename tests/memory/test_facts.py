@@ -99,7 +99,7 @@ async def test_one_fact_can_be_deleted(sidecar: FakeSidecar, writer: FakeWriter)
 
 
 def user_keys(sidecar: FakeSidecar) -> set[str]:
-    return {key for key in sidecar.state if key != "deadletters"}
+    return sidecar.keys() - {"deadletters"}
 
 
 async def test_forgetting_a_user_deletes_every_record_of_theirs_and_nothing_else(
