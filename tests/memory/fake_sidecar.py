@@ -36,7 +36,7 @@ from daca.memory.settings import MemorySettings
 from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext, error_response
 from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
-from daca.runtime.errors import DaprError
+from daca.runtime.errors import StateTransactionFailed
 from daca.runtime.gojson import encode_value
 from daca.runtime.invoke import Invoker
 from daca.runtime.nameregistry import NameRegistry
@@ -167,7 +167,7 @@ class _Transport(httpx.AsyncBaseTransport):
 def _store_failure() -> httpx.Response:
     """What the runtime answers a transaction its store fails (``transact_state``)."""
     message = "error while executing state transaction: injected store failure"
-    answer = error_response(DaprError(500, "ERR_STATE_TRANSACTION", message))
+    answer = error_response(StateTransactionFailed(message))
     return httpx.Response(
         answer.status_code, headers=answer.raw_headers, content=bytes(answer.body)
     )

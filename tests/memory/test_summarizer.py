@@ -178,8 +178,10 @@ async def test_a_user_who_keeps_talking_is_summarised_once_an_interval(
             await asyncio.sleep(0.05)  # the pace of the talk, not a wait for the app
         await wait_for(lambda: pending_count(sidecar) == 0)
     assert 2 <= len(writer.calls) <= 4, [len(turns) for _, turns in writer.calls]
+    # Rounds begin an interval apart; each call begins after its round has read the batch,
+    # which takes a little longer or shorter each time (without the interval: ~0.05 s).
     gaps = [later - earlier for earlier, later in itertools.pairwise(writer.started)]
-    assert all(gap >= 0.3 for gap in gaps), gaps
+    assert all(gap > 0.25 for gap in gaps), gaps
     covered = [t.turn_id for _, turns in writer.calls for t in turns]
     assert covered == [f"t{number}" for number in range(12)]
 
