@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -26,6 +27,8 @@ class ConcurrencyExhaustedError(DaprClientError):
 #: What counts as a conflict. ``StateTransactionError`` does because daprd reports a
 #: transaction's ETag mismatch as a 500 ``ERR_STATE_TRANSACTION``.
 _CONFLICTS = (ETagMismatchError, StateTransactionError, ConflictError)
+_FIRST_WAIT, _MAX_WAIT, _MAX_JITTER = 0.002, 0.05, 0.004
+_JITTER = random.Random()
 
 
 async def retry_on_conflict(
@@ -40,7 +43,18 @@ async def retry_on_conflict(
 
     Between attempts: 2 ms doubling to at most 50 ms, plus up to 4 ms of jitter so that writers
     that collided do not collide again. No overall timeout: conflicts clear in milliseconds.
+    The jitter has its own generator (stamina's would draw from the process-wide ``random``,
+    whose state belongs to the application, and to hypothesis under the contract tests).
     """
+    conflicts = 0
+
+    def backoff(exc: Exception) -> bool | float:
+        nonlocal conflicts
+        if not isinstance(exc, _CONFLICTS):
+            return False
+        conflicts += 1
+        wait: float = min(_MAX_WAIT, _FIRST_WAIT * 2.0 ** (conflicts - 1))
+        return wait + _JITTER.uniform(0, _MAX_JITTER)
 
     async def once() -> T:
         try:
@@ -51,11 +65,9 @@ async def retry_on_conflict(
                 on_conflict()
             raise
 
-    retrying = stamina.AsyncRetryingCaller(
-        attempts=attempts, timeout=None, wait_initial=0.002, wait_max=0.05, wait_jitter=0.004
-    )
+    retrying = stamina.AsyncRetryingCaller(attempts=attempts, timeout=None)
     try:
-        return await retrying(_CONFLICTS, once)
+        return await retrying(backoff, once)
     except _CONFLICTS as exc:
         message = f"{what}: still conflicting after {attempts} attempts"
         raise ConcurrencyExhaustedError(message) from exc
