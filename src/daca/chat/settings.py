@@ -34,7 +34,7 @@ class ChatSettings(BaseSettings):
     session_ttl_seconds: int | None = Field(default=None, ge=1)
 
     max_message_chars: int = Field(default=4000, ge=1, le=MAX_MESSAGE_CHARS)
-    history_limit: int = Field(default=20, ge=0)
+    history_limit: int = Field(default=20, ge=0, le=1000)  # the context route's limit
     history_token_budget: int = Field(default=1500, ge=0)
     memories_per_message: int = Field(default=5, ge=0, le=50)
     memory_timeout_seconds: float = Field(default=3.0, gt=0)
