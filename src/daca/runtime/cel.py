@@ -29,8 +29,6 @@ refuses (``1 == 1.0``, ``size(1)``) loads here and fails, or holds, when evaluat
 from __future__ import annotations
 
 import datetime
-import decimal
-import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -48,6 +46,8 @@ from celpy.evaluation import (
     Evaluator,
     Result,
 )
+
+from daca.runtime.gofmt import go_float
 
 #: cel-go's standard functions (``common/stdlib/standard.go``) that cel-python implements too.
 _FUNCTIONS = frozenset(
@@ -406,33 +406,12 @@ def _string(value: Any) -> Result:
     is ``"3"``), a bool as ``true``/``false``; ``null`` has no conversion."""
     kind = _kind(value)
     if kind == "double":
-        return celtypes.StringType(_format_double(float(value)))
+        return celtypes.StringType(go_float(float(value)))
     if kind == "bool":
         return celtypes.StringType("true" if value else "false")
     if kind == "null":
         raise TypeError("no such overload: string(null)")
     return celtypes.StringType(value)
-
-
-def _format_double(number: float) -> str:
-    """``fmt.Sprintf("%g", number)``: the shortest digits, in exponent form when the exponent is
-    below -4 or at least 6 (Go's ``strconv`` rule for the shortest precision)."""
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    sign, digit_tuple, exponent = decimal.Decimal(repr(number)).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    point = len(digits) + int(exponent)  # where the decimal point goes in ``digits``
-    lead = "-" if sign else ""
-    if not -4 <= point - 1 < 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{lead}{mantissa}e{point - 1:+03d}"
-    if point <= 0:
-        return f"{lead}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return lead + digits + "0" * (point - len(digits))
-    return f"{lead}{digits[:point]}.{digits[point:]}"
 
 
 #: The operators and functions whose cel-python versions differ from cel-go's at run time.

@@ -31,7 +31,12 @@ def go_v(value: Any) -> str:
 
 
 def go_float(number: float) -> str:
-    """``%v`` of a float64: the shortest digits, in exponent form below 1e-4 or from 1e6."""
+    """``%v`` (``%g``) of a float64: the shortest digits, in exponent form below 1e-4 or from
+    1e6; ``NaN``, ``+Inf`` and ``-Inf`` as Go writes them."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
     if number == 0:
         return "-0" if math.copysign(1.0, number) < 0 else "0"
     sign = "-" if number < 0 else ""
