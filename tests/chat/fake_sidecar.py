@@ -14,6 +14,7 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,10 @@ class FakeSidecar:
     commit_attempts: int = 0
     state: dict[str, tuple[Any, str]] = field(default_factory=dict)
     invocations: list[httpx.Request] = field(default_factory=list)
+    #: Each state request, as ``"GET /key"``, ``"POST /transaction"`` and so on.
+    state_requests: list[str] = field(default_factory=list)
+    #: Called once, right after the next state read is answered (then cleared).
+    on_state_read: Callable[[], None] | None = None
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _arrived: int = 0
     _both_arrived: asyncio.Event | None = None
@@ -72,6 +77,7 @@ class FakeSidecar:
             return await self._invoke(request, path.removeprefix(INVOKE_PREFIX))
         if path.startswith(STATE_PREFIX):
             rest = path.removeprefix(STATE_PREFIX)
+            self.state_requests.append(f"{request.method} {rest}")
             if self.require_concurrent_reads and rest.startswith("/session:"):
                 await self._rendezvous()
             return self._state(request, rest)
@@ -174,6 +180,9 @@ class FakeSidecar:
         """GET one key, save, or run a transaction (with the outbox)."""
         if request.method == "GET":
             found = self.state.get(rest.lstrip("/"))
+            if self.on_state_read is not None:
+                hook, self.on_state_read = self.on_state_read, None
+                hook()
             if found is None:
                 return httpx.Response(204)
             return httpx.Response(200, json=found[0], headers={"etag": found[1]})

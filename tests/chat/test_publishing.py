@@ -37,6 +37,47 @@ def test_a_failed_commit_is_retried_until_it_succeeds(
     assert len(failures) == 3
 
 
+def test_a_turn_reads_its_session_once(client: TestClient, sidecar: FakeSidecar) -> None:
+    """The session record read for the reply guards the turn's transaction: no second read."""
+    first = say(client, "Hello")
+    session = first["metadata"]["session_id"]  # type: ignore[index]
+    created = list(sidecar.state_requests)
+    sidecar.state_requests.clear()
+    second = client.post(
+        "/chat/", json={"user_id": "ana", "text": "again", "metadata": {"session_id": session}}
+    )
+    assert second.status_code == 200
+    sidecar.wait_for_published(2)
+    assert sidecar.state_requests == [f"GET /session:{session}", "POST /transaction"]
+    # A new session: read (missing), created first-write, read again, then the transaction.
+    assert created == [
+        f"GET /session:{session}",
+        "POST ",
+        f"GET /session:{session}",
+        "POST /transaction",
+    ]
+
+
+def test_a_conflicting_turn_is_retried_from_a_fresh_read(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    """Another writer changed the session between the turn's read and its transaction."""
+    first = say(client, "Hello")
+    session = str(first["metadata"]["session_id"])  # type: ignore[index]
+    key = f"session:{session}"
+    value, _ = sidecar.state[key]
+    sidecar.on_state_read = lambda: sidecar.state.__setitem__(key, (value, "changed"))
+    second = client.post(
+        "/chat/", json={"user_id": "ana", "text": "again", "metadata": {"session_id": session}}
+    )
+    assert second.status_code == 200
+    [_, published] = sidecar.wait_for_published(2)
+    assert published.data["user_message"] == "again"
+    assert sidecar.commit_attempts == 3  # the first turn's, the refused one, the retry
+    stored = sidecar.state[key][0]
+    assert [t["user_message"] for t in stored["turns"]] == ["Hello", "again"]
+
+
 def test_turns_are_recorded_in_order_while_the_queue_drains(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:

@@ -1,4 +1,5 @@
-"""Appending a turn costs the same at 10 and at 10,000 turns: no history rewrite per event."""
+"""Appending a turn costs the same at 10 and at 10,000 turns: no history rewrite per event, and
+three sidecar calls for a turn of a session under way."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from daca.contracts.models import ConversationTurn
 from daca.dapr.client import DaprClient
 from daca.memory import keys
 from daca.memory.history import HistoryStore
-from daca.memory.records import SessionHead
+from daca.memory.records import PendingTurns, SessionHead
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import memory_settings
 
@@ -24,11 +25,13 @@ def turn(session: str, n: int) -> ConversationTurn:
     )
 
 
-async def measure(store: HistoryStore, sidecar: FakeSidecar, session: str) -> tuple[int, int]:
+async def measure(
+    store: HistoryStore, sidecar: FakeSidecar, session: str, n: int
+) -> tuple[int, int]:
     """Requests and bytes sent to the sidecar for one append (pending turns already summarised)."""
-    sidecar.delete(keys.pending_key("u"))
+    sidecar.put(keys.pending_key("u"), PendingTurns().model_dump(mode="json"))
     requests, sent = sidecar.requests, sidecar.bytes_sent
-    assert await store.append("u", turn(session, 10))
+    assert await store.append("u", turn(session, n))
     return sidecar.requests - requests, sidecar.bytes_sent - sent
 
 
@@ -46,10 +49,14 @@ async def test_append_cost_does_not_grow_with_the_history() -> None:
         for n in range(10):
             await store.append("u", turn("short", n))
         seed_long_session(sidecar, sidecar.value(keys.page_key("short", 0)))
-        short = await measure(store, sidecar, "short")
-        long = await measure(store, sidecar, "long")
-        history = await store.read("long", limit=2)
-    assert history.total_entries == 2 * LONG_TURNS + 2
-    assert [entry.content for entry in history.history] == ["question 10", "answer 10"]
+        for session in ("short", "long"):  # the tail pages alike, and known to this process
+            await measure(store, sidecar, session, 10)
+        short = await measure(store, sidecar, "short", 11)
+        long = await measure(store, sidecar, "long", 11)
+        history = await store.read("long", limit=4)
+    assert history.total_entries == 2 * LONG_TURNS + 4
+    contents = [entry.content for entry in history.history]
+    assert contents == ["question 10", "answer 10", "question 11", "answer 11"]
+    assert short[0] == 3  # create the marker, one bulk read, one transaction
     assert long[0] == short[0]  # the same requests
     assert abs(long[1] - short[1]) <= 64  # the same bytes, but for longer counters and ids

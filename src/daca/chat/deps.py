@@ -14,8 +14,9 @@ from daca.chat.service import ChatService
 _bearer = HTTPBearer(auto_error=False, description="Production mode: a JWT or an API key")
 
 
-def get_chat_service(request: Request) -> ChatService:
-    """The chat service built by the app's lifespan."""
+async def get_chat_service(request: Request) -> ChatService:
+    """The chat service built by the app's lifespan (a coroutine: FastAPI would run a plain
+    function in a worker thread)."""
     return cast(ChatService, request.app.state.chat_service)
 
 

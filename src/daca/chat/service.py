@@ -44,7 +44,7 @@ from daca.chat.models import (
 )
 from daca.chat.recorder import TurnRecorder
 from daca.chat.settings import ChatSettings
-from daca.chat.turnlog import SessionOwnershipError, SessionRecord, TurnLog
+from daca.chat.turnlog import SessionOwnershipError, SessionRead, SessionRecord, TurnLog
 from daca.contracts.events import ConversationUpdated, UserRegistered
 from daca.contracts.models import (
     MAX_REPLY_CHARS,
@@ -92,7 +92,8 @@ StreamEvent = tuple[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class PreparedTurn:
-    """A turn ready for the agent: who, where, its ids, text, instructions and memories."""
+    """A turn ready for the agent: who, where, its ids, text, instructions and memories, and the
+    session record as read (``None`` when it could not be read)."""
 
     user_id: str
     session_id: str
@@ -100,6 +101,7 @@ class PreparedTurn:
     text: str
     instructions: str
     memories: list[SearchResult]
+    session: SessionRead | None = None
     started: float = field(default_factory=time.perf_counter)
 
     def response(self, reply: str) -> Response:
@@ -148,10 +150,12 @@ class ChatService:
         session_id = (message.metadata and message.metadata.session_id) or new_id()
         reading = time.perf_counter()
         with tracing.tracer(__name__).start_as_current_span("memory read"):
-            instructions, memories = await self._instructions(message.user_id, session_id, text)
+            instructions, memories, own = await self._instructions(
+                message.user_id, session_id, text
+            )
         self.metrics.phase("memory_read", time.perf_counter() - reading)
         return PreparedTurn(
-            message.user_id, session_id, new_id(), text, instructions, memories, started
+            message.user_id, session_id, new_id(), text, instructions, memories, own, started
         )
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[StreamEvent]:
@@ -179,14 +183,15 @@ class ChatService:
 
     async def _instructions(
         self, user_id: str, session_id: str, text: str
-    ) -> tuple[str, list[SearchResult]]:
-        """The agent's instructions, with what the memory service knows, and the memories
-        retrieved for ``text``."""
+    ) -> tuple[str, list[SearchResult], SessionRead | None]:
+        """The agent's instructions, with what the memory service knows, the memories
+        retrieved for ``text``, and this service's record of the session as read."""
         limit = self.settings.history_limit
         snapshot = self.memory.snapshot(
             user_id, session_id, limit, query=text, k=self.settings.memories_per_message
         )
-        memory, own = await asyncio.gather(snapshot, self._own_session(session_id))
+        memory, read = await asyncio.gather(snapshot, self._own_session(session_id))
+        own = read.record if read is not None else None
         if own is not None and own.user_id != user_id:
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.")
         recent = merge_recent(memory.recent, own, limit)
@@ -195,12 +200,12 @@ class ChatService:
         instructions = build_chat_instructions(
             memory.metadata, recent, token_budget=budget, memories=memories
         )
-        return instructions, memories
+        return instructions, memories, read
 
-    async def _own_session(self, session_id: str) -> SessionRecord | None:
-        """This service's record of the session; ``None`` when unknown or unreadable now."""
+    async def _own_session(self, session_id: str) -> SessionRead | None:
+        """This service's record of the session as read; ``None`` when unreadable now."""
         try:
-            return await self.turns.session(session_id)
+            return await self.turns.read_session(session_id)
         except DaprClientError as exc:
             logger.warning("Session record of %s unavailable: %s", session_id, exc)
             return None
@@ -216,7 +221,9 @@ class ChatService:
         )  # fmt: skip
         publishing = time.perf_counter()
         try:
-            await self.recorder.record(f"turn {turn_id}", lambda: self.turns.record_turn(event))
+            await self.recorder.record(
+                f"turn {turn_id}", lambda: self.turns.record_turn(event, turn.session)
+            )
         except SessionOwnershipError as exc:  # another user created the session meanwhile
             raise SessionNotFoundError(f"No session {session_id!r} for user {user_id!r}.") from exc
         finished = time.perf_counter()

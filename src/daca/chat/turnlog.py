@@ -16,6 +16,7 @@ A registration is recorded the same way under ``registration:{user_id}`` with it
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -81,6 +82,19 @@ class Registration(BaseModel):
     preferred_style: str | None = None
 
 
+@dataclass(frozen=True)
+class SessionRead:
+    """The session record as read at the start of a turn, with its ETag (``entry`` is ``None``
+    for a session not stored yet): the turn's transaction is guarded by it, so recording a turn
+    needs no second read unless the session changed meanwhile."""
+
+    entry: StateEntry | None
+
+    @property
+    def record(self) -> SessionRecord | None:
+        return _record(self.entry)
+
+
 class SessionOwnershipError(Exception):
     """The session exists and belongs to another user."""
 
@@ -104,24 +118,33 @@ class TurnLog:
         self._keep = keep_turns
         self._ttl = ttl
 
+    async def read_session(self, session_id: str) -> SessionRead:
+        """The session's record with its ETag."""
+        return SessionRead(await self._dapr.get_state(self._store, session_key(session_id)))
+
     async def session(self, session_id: str) -> SessionRecord | None:
         """The session's record, or ``None`` for a session this service has not seen."""
-        entry = await self._dapr.get_state(self._store, session_key(session_id))
-        return _record(entry)
+        return (await self.read_session(session_id)).record
 
-    async def record_turn(self, event: ConversationUpdated) -> None:
-        """Store the turn and have its event published, atomically (retried on conflicts)."""
+    async def record_turn(
+        self, event: ConversationUpdated, read: SessionRead | None = None
+    ) -> None:
+        """Store the turn and have its event published, atomically (retried on conflicts).
+
+        ``read`` is the session as the turn read it; the first attempt is guarded by it, and
+        each retry reads the session again.
+        """
+        reads = [read] if read is not None else []
         await retry_on_conflict(
-            lambda: self._record_turn_once(event),
+            lambda: self._record_turn_once(event, reads.pop() if reads else None),
             attempts=ATTEMPTS,
             what=f"record turn {event.turn_id}",
         )
 
-    async def _record_turn_once(self, event: ConversationUpdated) -> None:
+    async def _record_turn_once(self, event: ConversationUpdated, read: SessionRead | None) -> None:
         key = session_key(event.session_id)
-        entry = await self._read_or_create(
-            key, SessionRecord(session_id=event.session_id, user_id=event.user_id)
-        )
+        empty = SessionRecord(session_id=event.session_id, user_id=event.user_id)
+        entry = await self._read_or_create(key, empty, read)
         record = _record(entry)
         if record is None or record.user_id != event.user_id:
             raise SessionOwnershipError(event.session_id)
@@ -165,9 +188,12 @@ class TurnLog:
             await self._dapr.transact_state(self._store, operations)
         return len(doomed)
 
-    async def _read_or_create(self, key: str, empty: BaseModel) -> StateEntry:
-        """The record at ``key``, created as ``empty`` first when missing (see ``guarded``)."""
-        entry = await self._dapr.get_state(self._store, key)
+    async def _read_or_create(
+        self, key: str, empty: BaseModel, known: SessionRead | None = None
+    ) -> StateEntry:
+        """The record at ``key`` (as ``known`` read it, else read now), created as ``empty``
+        first when missing (see ``guarded``)."""
+        entry = known.entry if known is not None else await self._dapr.get_state(self._store, key)
         if await create_missing(self._dapr, self._store, {key: empty}, {key: entry}):
             entry = await self._dapr.get_state(self._store, key)
         if entry is None:

@@ -19,8 +19,9 @@ from daca.memory.container import MemoryServices
 logger = logging.getLogger(__name__)
 
 
-def get_services(request: Request) -> MemoryServices:
-    """The services the lifespan built."""
+async def get_services(request: Request) -> MemoryServices:
+    """The services the lifespan built (a coroutine, as every dependency here: FastAPI runs a
+    plain function in a worker thread, a hand-off that costs more than the function)."""
     services: MemoryServices = request.app.state.services
     return services
 
@@ -36,7 +37,7 @@ _app_token = APIKeyHeader(
 )
 
 
-def verify_app_token(
+async def verify_app_token(
     services: Services, token: Annotated[str | None, Security(_app_token)]
 ) -> None:
     """When ``APP_API_TOKEN`` is set, require the sidecar's ``dapr-api-token`` header."""
@@ -94,7 +95,7 @@ def _digits_only(value: object) -> object:
     return value
 
 
-def read_limit(
+async def read_limit(
     request: Request,
     limit: Annotated[
         int | None,
