@@ -88,6 +88,8 @@ class FakeSidecar:
 
     def __init__(self) -> None:
         self.down = False
+        #: The sidecar is down from the request after this many (``requests``) on.
+        self.down_after: int | None = None
         self.fail_transactions = False
         self.transaction_conflicts = 0
         self.requests = 0
@@ -151,7 +153,9 @@ class _Transport(httpx.AsyncBaseTransport):
         await asyncio.sleep(0)  # one yield, as a network hop
         sidecar.requests += 1
         sidecar.bytes_sent += len(request.content)
-        if sidecar.down:
+        if sidecar.down or (
+            sidecar.down_after is not None and sidecar.requests > sidecar.down_after
+        ):
             raise httpx.ConnectError("connection refused (sidecar down)", request=request)
         transaction = request.url.path == TRANSACTION_PATH
         if transaction and sidecar.fail_transactions:

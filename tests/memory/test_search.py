@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from daca.memory.search import SearchDocument, search, within
@@ -173,3 +174,74 @@ async def test_the_context_route_names_what_it_could_not_read(
         "unavailable": ["metadata", "recent", "relevant"],
     }  # fmt: skip
     assert [r.status_code for r in refused] == [422, 422, 422]
+
+
+async def summarised_history(
+    sidecar: FakeSidecar, writer: FakeWriter, client: httpx.AsyncClient
+) -> None:
+    """Alice, named, with two sessions of turns all moved to her log, and a fact; nothing pending
+    (so no summary runs while a test counts requests)."""
+    writer.facts = {"user: My sister lives in Porto.": ["The user's sister lives in Porto."]}
+    await client.post("/memories/alice/initialize", json={"name": "Alice"})
+    said = [("s1", "My sister lives in Porto."), ("s2", "I bought a red bicycle."),
+            ("s2", "I ride it to work."), ("s2", "Where does my sister live?")]  # fmt: skip
+    for n, (session, text) in enumerate(said):
+        event = conversation(session=session, turn=f"t{n}", text=text)
+        assert await deliver(client, envelope(event)) == "SUCCESS"
+    await wait_for(lambda: (sidecar.value("log:alice") or {}).get("count") == len(said))
+    await wait_for(lambda: sidecar.value("pending:alice") == {"turns": []})
+    assert (sidecar.value("facts:alice") or {}).get("facts")
+
+
+async def test_the_context_route_reads_the_state_in_two_bulk_calls(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """The heads (user, pending, session, log, facts) in one call, every page in another."""
+    async with running_app(sidecar, writer) as client:
+        await summarised_history(sidecar, writer, client)
+        params = {"session_id": "s2", "limit": "5", "q": "Where does my sister live?", "k": "5"}
+        before = sidecar.requests
+        answer = await client.get("/memories/alice/context", params=params)
+        reads = sidecar.requests - before
+        no_search = {"session_id": "s2", "limit": "5", "q": "", "k": "5"}
+        before = sidecar.requests
+        plain = await client.get("/memories/alice/context", params=no_search)
+        plain_reads = sidecar.requests - before
+        before = sidecar.requests
+        new = await client.get("/memories/alice/context", params={"session_id": "s9"})
+        new_reads = sidecar.requests - before
+    assert answer.status_code == 200, answer.text
+    context = answer.json()
+    assert reads == 2
+    assert context["metadata"]["name"] == "Alice"
+    # The 5 latest of the session's 6 entries span both of its pages (the tests' page size is 4).
+    assert [e["content"] for e in context["recent"]][:2] == [
+        "assistant: I bought a red bicycle.", "user: I ride it to work.",
+    ]  # fmt: skip
+    assert len(context["recent"]) == 5
+    # Other sessions only; the fact and its turn point to the same turn, so one of them is kept.
+    assert [(r["session_id"], r["turn_ids"]) for r in context["relevant"]] == [("s1", ["t0"])]
+    assert context["unavailable"] == []
+    assert plain_reads == 2 and plain.json()["relevant"] == []  # the session pages, no log
+    assert new_reads == 1 and new.json()["recent"] == []  # no session head: no page to read
+    assert new.json()["metadata"]["name"] == "Alice"
+
+
+async def test_the_context_route_answers_the_metadata_when_the_page_read_fails(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """The sidecar goes down right after the first bulk read: the page read fails."""
+    async with running_app(sidecar, writer) as client:
+        await summarised_history(sidecar, writer, client)
+        params = {"session_id": "s2", "q": "Where does my sister live?", "k": "5"}
+        before = sidecar.requests
+        sidecar.down_after = before + 1
+        answer = await client.get("/memories/alice/context", params=params)
+        reads = sidecar.requests - before
+        sidecar.down_after = None
+    assert answer.status_code == 200, answer.text
+    assert reads == 2
+    context = answer.json()
+    assert context["metadata"]["name"] == "Alice"
+    assert (context["recent"], context["relevant"]) == ([], [])
+    assert context["unavailable"] == ["recent", "relevant"]

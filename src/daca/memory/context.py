@@ -2,71 +2,69 @@
 
 The chat needs the user's metadata, the session's most recent entries and the memories of the
 user's other sessions that match the message. As three invocations they cost three trips
-through both sidecars; as one, the three reads run here concurrently. A part whose read fails
-is left at its default and named in ``unavailable`` (a warning is logged), so the chat still
-gets the others, as it did when it read them one by one.
+through both sidecars; as one, they share the state reads, which are TWO bulk reads whatever
+the histories hold:
+
+1. every head-like record, each key once: the user's metadata and pending turns, the session
+   head and, when searching, the log head and the facts;
+2. the pages those heads point to: the session's most recent pages and the log's newest ones
+   (skipped when none is needed: no session yet, an empty log, or no search).
+
+Each part is computed from those entries by the same pieces that its own route's read is built
+of (``daca.memory.users``, ``HistoryStore``, ``daca.memory.recall``). ``relevant`` is empty
+without a query or with ``k == 0``, and then neither the log nor the facts are read.
+
+A part whose read fails is left at its default and named in ``unavailable`` (a warning is
+logged), so the chat still gets the others. With shared reads, a failure of the first read
+makes all three parts unavailable; a failure of the page read makes ``recent`` and
+``relevant`` unavailable, while ``metadata``, already read, is answered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable
-from typing import Literal, TypeVar
 
-from daca.contracts.models import ConversationEntry, MemoryContext, SearchResult, UserMetadata
+from daca.contracts.models import MemoryContext, SearchResult
 from daca.dapr.errors import DaprClientError
+from daca.memory import keys
 from daca.memory.container import MemoryServices
-from daca.memory.recall import search_memories
+from daca.memory.recall import rank_memories, search_keys
+from daca.memory.statekit import read_many
+from daca.memory.userlog import searchable_page_keys
+from daca.memory.users import metadata_from, record_keys
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Part = Literal["metadata", "recent", "relevant"]
 
 
 async def read_context(
     services: MemoryServices, user_id: str, session_id: str, limit: int, query: str, k: int
 ) -> MemoryContext:
     """The three parts for a reply to ``query`` in ``session_id``; pending turns get summarised."""
-    unavailable: list[Part] = []
-
-    async def part(name: Part, read: Awaitable[T], default: T) -> T:
-        try:
-            return await read
-        except DaprClientError as exc:
-            logger.warning("context of %s: %s unavailable (%s)", user_id, name, exc)
-            unavailable.append(name)
-            return default
-
-    async def metadata() -> UserMetadata:
-        found, has_pending = await services.users.get(user_id)
-        if has_pending:
-            services.summarizer.ensure_scheduled(user_id)
-        return found
-
-    async def relevant() -> list[SearchResult]:
-        if not (query.strip() and k):
-            return []
-        found = await search_memories(
-            services.client, services.settings.state_store, user_id, query, k,
-            exclude_session=session_id, embedder=services.embedder,
-        )  # fmt: skip
-        return found.results
-
-    async def recent() -> list[ConversationEntry]:
-        return (await services.history.read(session_id, limit)).history
-
-    no_entries: list[ConversationEntry] = []
-    no_results: list[SearchResult] = []
-    got_metadata, got_recent, got_relevant = await asyncio.gather(
-        part("metadata", metadata(), UserMetadata()),
-        part("recent", recent(), no_entries),
-        part("relevant", relevant(), no_results),
-    )
-    return MemoryContext(
-        metadata=got_metadata,
-        recent=got_recent,
-        relevant=got_relevant,
-        unavailable=sorted(unavailable),
-    )
+    client, store, history = services.client, services.settings.state_store, services.history
+    searching = bool(query.strip() and k)
+    heads = [*record_keys(user_id), keys.head_key(session_id)]
+    if searching:
+        heads += search_keys(user_id)
+    try:
+        read = await read_many(client, store, heads)
+    except DaprClientError as exc:
+        logger.warning("context of %s: nothing readable (%s)", user_id, exc)
+        return MemoryContext(unavailable=["metadata", "recent", "relevant"])
+    metadata, has_pending = metadata_from(user_id, read)
+    if has_pending:
+        services.summarizer.ensure_scheduled(user_id)
+    session_pages = history.page_keys(session_id, read, limit)
+    log_pages = searchable_page_keys(user_id, read) if searching else []
+    try:
+        read |= await read_many(client, store, [*session_pages, *log_pages])
+    except DaprClientError as exc:
+        logger.warning("context of %s: recent and relevant unavailable (%s)", user_id, exc)
+        return MemoryContext(metadata=metadata, unavailable=["recent", "relevant"])
+    recent = history.history_from(session_id, read, limit).history
+    relevant: list[SearchResult] = []
+    if searching:
+        found = await rank_memories(
+            user_id, read, query, k, exclude_session=session_id, embedder=services.embedder
+        )
+        relevant = found.results
+    return MemoryContext(metadata=metadata, recent=recent, relevant=relevant)

@@ -60,7 +60,7 @@ from daca.memory.errors import TurnConflictError
 from daca.memory.keyedlock import KeyedLocks
 from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import parse
+from daca.memory.statekit import Entries, parse, read_many
 
 logger = logging.getLogger(__name__)
 
@@ -137,29 +137,39 @@ class HistoryStore:
             )
 
     async def read(self, session_id: str, limit: int | None = None) -> ConversationHistory:
-        """The whole history, or its most recent ``limit`` entries."""
-        head = parse(
-            SessionHead, await self._client.get_state(self._store, keys.head_key(session_id))
-        )
+        """The whole history, or its most recent ``limit`` entries: the head, then its pages."""
+        head_key = keys.head_key(session_id)
+        read = {head_key: await self._client.get_state(self._store, head_key)}
+        read |= await read_many(self._client, self._store, self.page_keys(session_id, read, limit))
+        return self.history_from(session_id, read, limit)
+
+    @staticmethod
+    def page_keys(session_id: str, read: Entries, limit: int | None = None) -> list[str]:
+        """The pages that ``history_from`` needs besides the session head in ``read``: those
+        holding the most recent ``limit`` entries (all of them with ``None``)."""
+        head = parse(SessionHead, read[keys.head_key(session_id)])
+        if head is None:
+            return []
+        return [keys.page_key(head.session_id, n) for n in _window(head, limit)[1]]
+
+    def history_from(
+        self, session_id: str, read: Entries, limit: int | None = None
+    ) -> ConversationHistory:
+        """The history's most recent ``limit`` entries (all with ``None``), from the session
+        head and the ``page_keys`` entries in ``read``."""
+        head = parse(SessionHead, read[keys.head_key(session_id)])
         if head is None:
             return ConversationHistory(session_id=session_id)
-        start = 0 if limit is None else max(0, head.entry_count - limit)
-        entries = await self._entries(head, start)
-        return ConversationHistory(
-            session_id=session_id, history=entries, total_entries=head.entry_count
-        )
-
-    async def _entries(self, head: SessionHead, start: int) -> list[ConversationEntry]:
-        """Entries ``start .. entry_count`` of the history, from one bulk read of their pages."""
-        if start >= head.entry_count:
-            return []
-        numbers = range(head.page_of(start), head.page_of(head.entry_count - 1) + 1)
-        page_keys = [keys.page_key(head.session_id, n) for n in numbers]
-        read = await self._client.bulk_get_state(self._store, page_keys)
+        start, numbers = _window(head, limit)
         entries: list[ConversationEntry] = []
-        for number, entry in zip(numbers, read, strict=True):
-            entries.extend(self._visible(head, number, parse(HistoryPage, entry)))
-        return entries[start - numbers[0] * head.page_size :]
+        for number in numbers:
+            page = parse(HistoryPage, read[keys.page_key(head.session_id, number)])
+            entries.extend(self._visible(head, number, page))
+        return ConversationHistory(
+            session_id=session_id,
+            history=entries[start - numbers.start * head.page_size :],
+            total_entries=head.entry_count,
+        )
 
     def _visible(
         self, head: SessionHead, number: int, page: HistoryPage | None
@@ -280,6 +290,15 @@ class HistoryStore:
             guarded_upsert(key, value, read[key], ttl=None if key == pending_key else ttl)
             for key, value in writes
         ]
+
+
+def _window(head: SessionHead, limit: int | None) -> tuple[int, range]:
+    """The index of the first of the most recent ``limit`` entries (all with ``None``), and the
+    numbers of the pages that hold them (none when there are none)."""
+    start = 0 if limit is None else max(0, head.entry_count - limit)
+    if start >= head.entry_count:
+        return start, range(0)
+    return start, range(head.page_of(start), head.page_of(head.entry_count - 1) + 1)
 
 
 def _next_page(snapshot: _Snapshot, turn: ConversationTurn) -> HistoryPage:

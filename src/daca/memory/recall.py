@@ -20,8 +20,8 @@ from daca.memory import keys
 from daca.memory.embeddings import Embedder, decode, embed_or_none, similarity
 from daca.memory.records import FactBook
 from daca.memory.search import Hit, SearchDocument, search
-from daca.memory.statekit import parse
-from daca.memory.userlog import searchable_turns
+from daca.memory.statekit import Entries, parse, read_many
+from daca.memory.userlog import searchable_page_keys, searchable_turns_from
 
 Memory = ConversationTurn | Fact
 #: The share of the meaning (cosine) in a hybrid score; the rest is the lexical score. Score
@@ -130,6 +130,12 @@ def _distinct(results: list[SearchResult], k: int) -> list[SearchResult]:
     return kept
 
 
+def search_keys(user_id: str) -> list[str]:
+    """What a search reads first: the log's head, the pending turns and the facts. The log pages
+    it needs follow from the head (``daca.memory.userlog.searchable_page_keys``)."""
+    return [keys.log_head_key(user_id), keys.pending_key(user_id), keys.facts_key(user_id)]
+
+
 async def search_memories(
     client: DaprClient,
     store: str,
@@ -141,12 +147,27 @@ async def search_memories(
     embedder: Embedder | None = None,
 ) -> SearchResults:
     """The ``k`` turns and facts of ``user_id`` that best match ``query`` (none of
-    ``exclude_session``)."""
-    head_entry, pending_entry, facts_entry = await client.bulk_get_state(
-        store, [keys.log_head_key(user_id), keys.pending_key(user_id), keys.facts_key(user_id)]
+    ``exclude_session``): the ``search_keys``, then the log pages, then ``rank_memories``."""
+    read = await read_many(client, store, search_keys(user_id))
+    read |= await read_many(client, store, searchable_page_keys(user_id, read))
+    return await rank_memories(
+        user_id, read, query, k, exclude_session=exclude_session, embedder=embedder
     )
-    turns = await searchable_turns(client, store, user_id, head_entry, pending_entry)
-    book = parse(FactBook, facts_entry) or FactBook()
+
+
+async def rank_memories(
+    user_id: str,
+    read: Entries,
+    query: str,
+    k: int,
+    *,
+    exclude_session: str | None = None,
+    embedder: Embedder | None = None,
+) -> SearchResults:
+    """``search_memories``'s results, from the ``search_keys`` and ``searchable_page_keys``
+    entries already in ``read`` (only the embedder, if any, is called)."""
+    turns = searchable_turns_from(user_id, read)
+    book = parse(FactBook, read[keys.facts_key(user_id)]) or FactBook()
     facts = _not_repeating(book.current, turns)
     documents: list[SearchDocument[Memory]] = [
         SearchDocument[Memory](f.text, "", f) for f in reversed(facts)

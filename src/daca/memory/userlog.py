@@ -19,7 +19,7 @@ from daca.dapr.guarded import guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
 from daca.memory.records import LoggedTurn, LogHead, LogPage, PendingTurns
-from daca.memory.statekit import parse
+from daca.memory.statekit import Entries, parse, read_many
 
 PAGE_SIZE = 100
 #: How many of the newest logged turns a search reads (besides the pending ones).
@@ -104,6 +104,42 @@ def not_logged(snapshot: LogSnapshot, turns: list[ConversationTurn]) -> list[Con
     return [t for t in turns if (t.session_id, t.turn_id) not in logged]
 
 
+def _searched(head: LogHead | None) -> tuple[int, range]:
+    """The index of the first logged turn a search reads, and the pages that hold the turns from
+    there on (none for a missing or empty log)."""
+    if head is None or not head.count:
+        return 0, range(0)
+    start = max(0, head.count - SEARCH_TURNS)
+    return start, range(start // head.page_size, (head.count - 1) // head.page_size + 1)
+
+
+def searchable_page_keys(user_id: str, read: Entries) -> list[str]:
+    """The log pages that ``searchable_turns_from`` needs besides the log head in ``read``."""
+    _, numbers = _searched(parse(LogHead, read[keys.log_head_key(user_id)]))
+    return [keys.log_page_key(user_id, n) for n in numbers]
+
+
+def searchable_turns_from(user_id: str, read: Entries) -> list[ConversationTurn]:
+    """The user's newest ``SEARCH_TURNS`` logged turns that have not expired and the pending
+    ones, newest first, from the log head, the pending record and the ``searchable_page_keys``
+    entries in ``read``."""
+    pending = (parse(PendingTurns, read[keys.pending_key(user_id)]) or PendingTurns()).turns
+    head = parse(LogHead, read[keys.log_head_key(user_id)])
+    start, numbers = _searched(head)
+    logged: list[LoggedTurn] = []
+    if head is not None and numbers:
+        for number in numbers:
+            counted = head.count - number * head.page_size
+            page = parse(LogPage, read[keys.log_page_key(user_id, number)]) or LogPage()
+            logged.extend(page.turns[:counted])
+        logged = logged[-(head.count - start) :]
+    seen = {(t.session_id, t.turn_id) for t in logged}
+    fresh = [t for t in pending if (t.session_id, t.turn_id) not in seen]
+    now = time.time()
+    live = [t for t in logged if t.expires_at is None or t.expires_at > now]
+    return list(reversed([*live, *fresh]))
+
+
 async def searchable_turns(
     client: DaprClient,
     store: str,
@@ -111,21 +147,8 @@ async def searchable_turns(
     head_entry: StateEntry | None,
     pending_entry: StateEntry | None,
 ) -> list[ConversationTurn]:
-    """The user's newest ``SEARCH_TURNS`` logged turns that have not expired and the pending
-    ones, newest first, given the log's head and the pending record just read."""
-    pending = (parse(PendingTurns, pending_entry) or PendingTurns()).turns
-    head = parse(LogHead, head_entry)
-    logged: list[LoggedTurn] = []
-    if head is not None and head.count:
-        start = max(0, head.count - SEARCH_TURNS)
-        numbers = range(start // head.page_size, (head.count - 1) // head.page_size + 1)
-        pages = await client.bulk_get_state(store, [keys.log_page_key(user_id, n) for n in numbers])
-        for number, entry in zip(numbers, pages, strict=True):
-            counted = head.count - number * head.page_size
-            logged.extend((parse(LogPage, entry) or LogPage()).turns[:counted])
-        logged = logged[-(head.count - start) :]
-    seen = {(t.session_id, t.turn_id) for t in logged}
-    fresh = [t for t in pending if (t.session_id, t.turn_id) not in seen]
-    now = time.time()
-    live = [t for t in logged if t.expires_at is None or t.expires_at > now]
-    return list(reversed([*live, *fresh]))
+    """``searchable_turns_from``, given the log's head and the pending record just read: one
+    bulk read of the pages, none for an empty log."""
+    read = {keys.log_head_key(user_id): head_entry, keys.pending_key(user_id): pending_entry}
+    read |= await read_many(client, store, searchable_page_keys(user_id, read))
+    return searchable_turns_from(user_id, read)

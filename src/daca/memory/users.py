@@ -17,7 +17,7 @@ from daca.dapr.retry import retry_on_conflict
 from daca.memory import keys
 from daca.memory.records import PendingTurns
 from daca.memory.settings import MemorySettings
-from daca.memory.statekit import parse
+from daca.memory.statekit import Entries, parse, read_many
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,19 @@ def with_defaults(user_id: str, metadata: UserMetadata | None) -> UserMetadata:
     )
 
 
+def record_keys(user_id: str) -> list[str]:
+    """What reading a user's metadata needs: the record and the pending turns."""
+    return [keys.user_key(user_id), keys.pending_key(user_id)]
+
+
+def metadata_from(user_id: str, read: Entries) -> tuple[UserMetadata, bool]:
+    """The user's metadata (defaults filled in) and whether turns await a summary, from the
+    ``record_keys`` entries in ``read``."""
+    pending = parse(PendingTurns, read[keys.pending_key(user_id)])
+    has_pending = pending is not None and bool(pending.turns)
+    return with_defaults(user_id, parse(UserMetadata, read[keys.user_key(user_id)])), has_pending
+
+
 class UserStore:
     """Reads and writes ``user:{user_id}`` records."""
 
@@ -46,11 +59,8 @@ class UserStore:
 
     async def get(self, user_id: str) -> tuple[UserMetadata, bool]:
         """The user's metadata (defaults filled in) and whether turns await a summary."""
-        wanted = [keys.user_key(user_id), keys.pending_key(user_id)]
-        user_entry, pending_entry = await self._client.bulk_get_state(self._store, wanted)
-        pending = parse(PendingTurns, pending_entry)
-        has_pending = pending is not None and bool(pending.turns)
-        return with_defaults(user_id, parse(UserMetadata, user_entry)), has_pending
+        read = await read_many(self._client, self._store, record_keys(user_id))
+        return metadata_from(user_id, read)
 
     async def initialize(self, user_id: str, profile: UserProfile) -> UserMetadata:
         """Set the profile fields given in ``profile`` (summary bookkeeping is kept); the result."""
