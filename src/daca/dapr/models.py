@@ -25,8 +25,8 @@ class StateWrite(BaseModel):
     metadata: dict[str, str] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """The item as the sidecar expects it (values serialised as JSON)."""
-        item: dict[str, Any] = {"key": self.key, "value": jsonable(self.value)}
+        """The item as the sidecar expects it (a model value is serialised when the request is)."""
+        item: dict[str, Any] = {"key": self.key, "value": self.value}
         if self.etag is not None:
             item["etag"] = self.etag
         if self.concurrency is not None:
@@ -48,14 +48,3 @@ class StateOperation(BaseModel):
         if self.operation == "delete":
             request.pop("value", None)
         return {"operation": self.operation, "request": request}
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` ready for JSON: pydantic models dumped in JSON mode, anything else as is."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    return value
