@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -78,6 +79,50 @@ async def test_bundled_redis_starts_where_nothing_listens_and_stops_with_the_sid
             read = await client.get(f"{base}/k")
     assert (saved.status_code, read.json()) == (204, "v")
     assert (tmp_path / "home" / "redis" / str(port) / "appendonly.aof").exists()  # durable
+    assert not is_listening("127.0.0.1", port)
+
+
+@pytest.mark.redis
+async def test_the_loop_runs_while_the_bundled_redis_starts(tmp_path: Path) -> None:
+    port = free_port()
+    write(tmp_path, component_yaml("statestore", "state.redis", {"redisHost": f"localhost:{port}"}))
+    data_dir = tmp_path / "home" / "redis" / str(port)  # made just before the server is spawned
+    seen_starting, started = False, False
+
+    async def watch() -> None:
+        nonlocal seen_starting
+        while not (started or seen_starting):
+            seen_starting = data_dir.exists() and not is_listening("127.0.0.1", port)
+            await asyncio.sleep(0)
+
+    sidecar = Sidecar(config(tmp_path, bundle_redis=True))
+    watcher = asyncio.create_task(watch())
+    try:
+        await sidecar.start()
+    finally:
+        started = True
+        await watcher
+        await sidecar.stop()
+    assert seen_starting  # the loop ran between the spawn and the server's first answer
+
+
+@pytest.mark.redis
+async def test_sidecars_starting_together_share_one_bundled_redis(tmp_path: Path) -> None:
+    """As ``daca up`` starts them: the first starts the server, the second uses it."""
+    port = free_port()
+    write(tmp_path, component_yaml("statestore", "state.redis", {"redisHost": f"localhost:{port}"}))
+    first = Sidecar(config(tmp_path, bundle_redis=True))
+    second = Sidecar(replace(config(tmp_path, bundle_redis=True), app_id="other"))
+    try:
+        await asyncio.gather(first.start(), second.start())
+        async with httpx.AsyncClient() as client:
+            for sidecar in (first, second):
+                base = f"http://127.0.0.1:{sidecar.http_port}/v1.0/state/statestore"
+                saved = await client.post(base, json=[{"key": "k", "value": "v"}])
+                assert saved.status_code == 204
+    finally:
+        await second.stop()
+        await first.stop()
     assert not is_listening("127.0.0.1", port)
 
 

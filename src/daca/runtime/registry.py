@@ -12,6 +12,7 @@ redis-server is started on that port (``BundledRedisPool``), once per port for t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -53,6 +54,11 @@ def _pubsub_types() -> dict[str, PubSubFactory]:
     }
 
 
+#: One lock per loopback port for the whole process: two sidecars of ``daca up`` start their
+#: components concurrently, and only the first may start a server on a silent port.
+_PORT_LOCKS: dict[int, asyncio.Lock] = {}
+
+
 class BundledRedisPool:
     """Bundled redis-servers started by this process, one per loopback port."""
 
@@ -60,11 +66,17 @@ class BundledRedisPool:
         self.data_root = data_root
         self._servers: dict[int, BundledRedis] = {}
 
-    def ensure(self, spec: ComponentSpec) -> None:
-        """Start the bundled server if ``spec``'s ``redisHost`` is loopback and silent."""
+    async def ensure(self, spec: ComponentSpec) -> None:
+        """Start the bundled server if ``spec``'s ``redisHost`` is loopback and silent (the
+        loop keeps running while the server starts)."""
         host, port = split_host_port(spec.require("redisHost"))
-        if host not in LOOPBACK_HOSTS or port in self._servers or is_listening(host, port):
+        if host not in LOOPBACK_HOSTS or port in self._servers:
             return
+        async with _PORT_LOCKS.setdefault(port, asyncio.Lock()):
+            if not is_listening(host, port):
+                await self._start(spec, host, port)
+
+    async def _start(self, spec: ComponentSpec, host: str, port: int) -> None:
         server = BundledRedis(port, self.data_root / str(port))
         logger.warning(
             "nothing listens on %s:%d for component %r: starting the bundled redis-server there",
@@ -73,16 +85,16 @@ class BundledRedisPool:
             spec.name,
         )
         try:
-            server.start()
+            await server.astart()
         except (OSError, RuntimeError) as exc:
             raise spec.error(
                 "redisHost", f"is not reachable and the bundled redis-server could not start: {exc}"
             ) from exc
         self._servers[port] = server
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         for server in self._servers.values():
-            server.stop()
+            await server.astop()
         self._servers.clear()
 
 
@@ -164,7 +176,7 @@ async def _start_one(
             f"a component type this runtime supports ({known})"
         )
     if spec.type.endswith(".redis") and redis_pool is not None:
-        redis_pool.ensure(spec)
+        await redis_pool.ensure(spec)
     components.specs[spec.name] = spec
     if spec.type in state_types:
         if spec.get_bool("actorStateStore"):

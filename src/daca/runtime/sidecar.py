@@ -352,7 +352,7 @@ class Sidecar:
         if self._session is not None:
             await self._session.close()
         if self._own_pool and self._redis_pool is not None:
-            self._redis_pool.stop()
+            await self._redis_pool.stop()
         logger.info("sidecar for %r stopped", self.config.app_id)
 
     async def _stop_server(self) -> None:
