@@ -84,7 +84,8 @@ async def system(work: Path) -> AsyncIterator[System]:
         (resources / source.name).write_text(text)
     memory_dapr, chat_dapr = free_port(), free_port()
     memory = Server(
-        lambda: create_memory_app(MemorySettings(DAPR_HTTP_PORT=memory_dapr)), free_port()
+        lambda: create_memory_app(MemorySettings(dapr=DaprSettings(DAPR_HTTP_PORT=memory_dapr))),
+        free_port(),
     )
     chat = Server(
         lambda: create_chat_app(ChatSettings(dapr=DaprSettings(DAPR_HTTP_PORT=chat_dapr))),

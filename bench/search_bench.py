@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from daca.memory.userlog import PAGE_SIZE
@@ -89,7 +90,7 @@ async def run(args: argparse.Namespace, rng: random.Random, sidecar_port: int) -
     import uvicorn
 
     port = free_port()
-    app = create_app(MemorySettings(DAPR_HTTP_PORT=sidecar_port))
+    app = create_app(MemorySettings(dapr=DaprSettings(DAPR_HTTP_PORT=sidecar_port)))
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -89,8 +89,7 @@ async def run_system(
     access_settings = AccessSettings.model_validate(access or {})
     memory_settings = MemorySettings(
         access=access_settings,
-        **token_env,
-        DAPR_HTTP_PORT=memory_dapr,
+        dapr=DaprSettings(DAPR_HTTP_PORT=memory_dapr, **token_env),
         SUMMARY_DEBOUNCE_SECONDS=0.2,
         SUMMARY_MAX_DELAY_SECONDS=1.0,
         SUMMARY_MIN_INTERVAL_SECONDS=0.0,

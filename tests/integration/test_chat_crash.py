@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app as create_memory_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
@@ -46,7 +47,7 @@ async def test_a_chat_killed_right_after_answering_loses_no_turn(
     common = {"resources_paths": (resources,), "home": tmp_path / "home", "bundle_redis": False}
     chat = start_chat(chat_port, chat_dapr, tmp_path)
     try:
-        settings = MemorySettings(DAPR_HTTP_PORT=memory_dapr)
+        settings = MemorySettings(dapr=DaprSettings(DAPR_HTTP_PORT=memory_dapr))
         async with serve(create_memory_app(settings)) as memory_port:
             memory_cfg = SidecarConfig("agent-memory-service", memory_port, memory_dapr, **common)
             chat_cfg = SidecarConfig("chat-service", chat_port, chat_dapr, **common)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
@@ -40,7 +41,9 @@ class MemoryApp:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        settings = MemorySettings(DAPR_HTTP_PORT=self.sidecar_port, SUMMARY_DEBOUNCE_SECONDS=0.2)
+        settings = MemorySettings(
+            dapr=DaprSettings(DAPR_HTTP_PORT=self.sidecar_port), SUMMARY_DEBOUNCE_SECONDS=0.2
+        )
         app = create_app(settings)
         config = uvicorn.Config(app, port=self.port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app
 from daca.memory.settings import MemorySettings
 from daca.runtime.config import SidecarConfig
@@ -76,7 +77,9 @@ async def test_two_replicas_keep_every_turn_once(
     )
     session = f"busy-{uuid.uuid4().hex[:6]}"
     async with engine.sidecar(config) as sidecar:
-        settings = MemorySettings(DAPR_HTTP_PORT=sidecar.http_port, MEMORY_PAGE_SIZE=4)
+        settings = MemorySettings(
+            dapr=DaprSettings(DAPR_HTTP_PORT=sidecar.http_port), MEMORY_PAGE_SIZE=4
+        )
         async with (
             serve(create_app(settings, summary_writer=FakeWriter())) as first,
             serve(create_app(settings, summary_writer=FakeWriter())) as second,

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import FakeWriter, memory_settings
@@ -90,7 +91,7 @@ def test_the_app_token_is_documented_where_it_is_checked() -> None:
         for operations in without["paths"].values()
         for operation in operations.values()
     )
-    with_token = document(APP_API_TOKEN="app-secret")
+    with_token = document(dapr=DaprSettings(APP_API_TOKEN="app-secret"))
     scheme = with_token["components"]["securitySchemes"]["AppApiToken"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "dapr-api-token")
     paths = with_token["paths"]
@@ -103,7 +104,9 @@ def test_the_app_token_is_documented_where_it_is_checked() -> None:
 
 
 def test_production_mode_documents_no_local_refusal() -> None:
-    production = document(access={"DACA_MODE": "production"}, APP_API_TOKEN="app-secret")
+    production = document(
+        access={"DACA_MODE": "production"}, dapr=DaprSettings(APP_API_TOKEN="app-secret")
+    )
     assert "403" not in production["paths"]["/memories/{user_id}"]["get"]["responses"]
     assert "403" in document()["paths"]["/memories/{user_id}"]["get"]["responses"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi.testclient import TestClient
 
+from daca.dapr.settings import DaprSettings
 from daca.memory.app import create_app
 from tests.local import LOCAL
 from tests.memory.fake_sidecar import FakeSidecar
@@ -72,7 +73,7 @@ async def test_sidecar_down_is_503(client: httpx.AsyncClient, sidecar: FakeSidec
 
 
 async def test_app_api_token_is_required_when_set(sidecar: FakeSidecar) -> None:
-    settings = memory_settings(APP_API_TOKEN="app-secret")
+    settings = memory_settings(dapr=DaprSettings(APP_API_TOKEN="app-secret"))
     async with running_app(sidecar, FakeWriter(), settings) as client:
         assert (await client.get("/memories/u")).status_code == 401
         wrong = await client.get("/memories/u", headers={"dapr-api-token": "nope"})

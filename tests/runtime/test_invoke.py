@@ -422,3 +422,25 @@ async def test_app_ids_resolve_across_runtime_processes(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.json()["body"] == {"from": "another process"}
     assert callee.received[-1].headers["dapr-caller-app-id"] == "caller"
+
+
+async def test_sidecars_of_one_process_skip_the_http_hop_between_them(tmp_path: Path) -> None:
+    """daca only: ``daca up`` runs every sidecar in one process. The callee's sidecar serves the
+    hop as a call (it counts no HTTP request) and its app sees what the HTTP hop delivers."""
+    callee = FakeApp(answer=echo)
+    async with (
+        running_app(callee),
+        running_sidecar(config(tmp_path, "callee", callee)) as callee_sidecar,
+        running_sidecar(config(tmp_path, "caller")) as caller,
+        httpx.AsyncClient() as client,
+    ):
+        url = f"http://127.0.0.1:{caller.http_port}/v1.0/invoke/callee/method/hello"
+        response = await client.post(url, json={"from": "the same process"})
+        served = callee_sidecar.context.metrics.render().decode()
+    assert response.status_code == 200
+    assert response.json()["body"] == {"from": "the same process"}
+    received = callee.received[-1]
+    assert received.path == "/hello"
+    assert received.headers["dapr-caller-app-id"] == "caller"
+    assert "dapr-peer-token" not in received.headers
+    assert "dapr_http_server_request_count{" not in served

@@ -18,7 +18,7 @@ class ChatSettings(BaseSettings):
     own settings classes, nested here so one object describes the service.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
     dapr: DaprSettings = Field(default_factory=DaprSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

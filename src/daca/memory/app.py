@@ -74,7 +74,7 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             client = DaprClient.from_settings(
-                settings, timeout=settings.dapr_timeout_seconds, transport=transport
+                settings.dapr, timeout=settings.dapr_timeout_seconds, transport=transport
             )
             stack.push_async_callback(client.aclose)
             metrics = MemoryMetrics()
@@ -83,7 +83,9 @@ def _lifespan(
             services = build_services(settings, client, writer, embedder, metrics)
             stack.push_async_callback(services.summarizer.aclose)
             app.state.services = services
-            logger.info("memory service %s using sidecar %s", settings.app_id, settings.base_url)
+            logger.info(
+                "memory service %s using sidecar %s", settings.app_id, settings.dapr.base_url
+            )
             yield
 
     return lifespan

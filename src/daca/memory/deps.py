@@ -41,7 +41,7 @@ async def verify_app_token(
     services: Services, token: Annotated[str | None, Security(_app_token)]
 ) -> None:
     """When ``APP_API_TOKEN`` is set, require the sidecar's ``dapr-api-token`` header."""
-    expected = services.settings.app_api_token
+    expected = services.settings.dapr.app_api_token
     if expected and not secrets.compare_digest((token or "").encode(), expected.encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing dapr-api-token")
 

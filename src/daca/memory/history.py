@@ -13,12 +13,11 @@ marker of a new turn; the head, a page or the pending record now and then) is fi
 empty by a first-write save (``daca.dapr.guarded.create_missing``): inside a transaction,
 daprd's Redis store does not honour first-write, so creation must not happen there. The marker
 of a new turn is always missing, so it is created before the first read (a redelivery's marker
-exists, and that save is refused harmlessly); the read then fetches the head, the marker, the
-pending record and the tail page in one bulk call, the tail page's number taken from this
-process's last append to the session (page 0 for a session it has not seen; a wrong guess costs
-one more read). A turn of a session under way therefore costs three sidecar calls: create the
-marker, read, transaction. The first turn of a session costs two more (create its head and page,
-read again).
+exists, and that save is refused harmlessly); the read then fetches the head, and after it the
+marker, the tail page and the pending record in one bulk call (after: see ``_snapshot``). A
+turn of a session under way therefore costs four sidecar calls: create the marker, two reads,
+the transaction. The first turn of a session costs two more (create its head and page, read
+again).
 
 The head's ``entry_count`` is the single source of truth: readers ignore page entries beyond
 it, and a marker counts only if the entry it points at (within ``entry_count``) carries its
@@ -44,7 +43,6 @@ ETag only matches when nobody else appended since our read. What can be left beh
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,9 +61,6 @@ from daca.memory.settings import MemorySettings
 from daca.memory.statekit import Entries, parse, read_many
 
 logger = logging.getLogger(__name__)
-
-#: How many sessions' tail page numbers an append remembers (a guess: a miss costs one read).
-TAIL_PAGES_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -122,7 +117,6 @@ class HistoryStore:
         self._attempts = settings.append_max_attempts
         self._ttl = settings.session_ttl_seconds
         self._user_locks = KeyedLocks()
-        self._tail_pages: OrderedDict[str, int] = OrderedDict()
 
     async def append(self, user_id: str, turn: ConversationTurn) -> bool:
         """Append ``turn`` once; ``False`` when it was already stored (a redelivery)."""
@@ -197,39 +191,32 @@ class HistoryStore:
         await self._check_stale_tail(snapshot)
         operations = self._operations(user_id, turn, snapshot)
         await self._client.transact_state(self._store, operations)
-        self._remember_tail(turn.session_id, snapshot.head.page_of(snapshot.head.entry_count + 2))
         return True
 
     async def _snapshot(self, user_id: str, turn: ConversationTurn) -> _Snapshot:
-        """Read head, marker, pending record and the likely tail page in one bulk call (and the
-        tail page again if the head says it is another)."""
+        """Read the head, then marker, tail page and pending record in one bulk call.
+
+        The others are read AFTER the head, never with it: a bulk read is no snapshot (daprd
+        reads its keys concurrently), and the head's ETag vouches for the records the append
+        writes only if they were read after it. A page read before a concurrent append and a
+        head read after it would pass the head's guard with a page guard that fails, and on a
+        store whose transactions are not atomic that writes a head without its page.
+        """
         sid = turn.session_id
-        guess = self._tail_pages.get(sid, 0)
-        wanted = [
-            keys.head_key(sid),
-            keys.marker_key(sid, turn.turn_id),
-            keys.pending_key(user_id),
-            keys.page_key(sid, guess),
-        ]
-        head_entry, marker_entry, pending_entry, page_entry = await self._client.bulk_get_state(
-            self._store, wanted
-        )
+        head_entry = await self._client.get_state(self._store, keys.head_key(sid))
         head = parse(SessionHead, head_entry) or SessionHead(
             session_id=sid, page_size=self._page_size
         )
-        if head.tail_page != guess:
-            page_entry = await self._client.get_state(
-                self._store, keys.page_key(sid, head.tail_page)
-            )
+        wanted = [
+            keys.marker_key(sid, turn.turn_id),
+            keys.page_key(sid, head.tail_page),
+            keys.pending_key(user_id),
+        ]
+        marker_entry, page_entry, pending_entry = await self._client.bulk_get_state(
+            self._store, wanted
+        )
         page = parse(HistoryPage, page_entry) or HistoryPage()
         return _Snapshot(head_entry, head, page_entry, page, marker_entry, pending_entry)
-
-    def _remember_tail(self, session_id: str, page: int) -> None:
-        """Note the session's tail page for its next append (the oldest sessions forgotten)."""
-        self._tail_pages[session_id] = page
-        self._tail_pages.move_to_end(session_id)
-        if len(self._tail_pages) > TAIL_PAGES_REMEMBERED:
-            self._tail_pages.popitem(last=False)
 
     async def _already_stored(self, turn: ConversationTurn, snapshot: _Snapshot) -> bool:
         """Whether the marker exists and the entry it points at really holds this turn.

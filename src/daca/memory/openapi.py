@@ -83,7 +83,7 @@ DEAD_LETTER_BODY = _body(
 def access_responses(settings: MemorySettings, *, sidecar_only: bool) -> Responses:
     """The answers the access settings add to a route (``sidecar_only``: it takes the token)."""
     added = {} if settings.access.production else {403: LOCAL_MODE_REFUSAL}
-    if sidecar_only and settings.app_api_token:
+    if sidecar_only and settings.dapr.app_api_token:
         added[401] = "The `dapr-api-token` header is missing or is not APP_API_TOKEN."
     return error_responses(added)
 
@@ -93,7 +93,7 @@ def completion(settings: MemorySettings) -> Completion:
 
     def complete(document: dict[str, Any]) -> None:
         add_component_schemas(document, CloudEvent)
-        if not settings.app_api_token:
+        if not settings.dapr.app_api_token:
             drop_security(document)
 
     return complete

@@ -5,18 +5,22 @@ from __future__ import annotations
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daca.access.settings import AccessSettings
 from daca.dapr.settings import DaprSettings
 
 
-class MemorySettings(DaprSettings):
+class MemorySettings(BaseSettings):
     """Component names, history paging, summary timing and the Dapr connection.
 
-    The Dapr variables (``DAPR_HTTP_ENDPOINT``, ``DAPR_HTTP_PORT``, ``DAPR_API_TOKEN``,
-    ``APP_API_TOKEN``) are inherited from ``DaprSettings``.
+    As in ``ChatSettings``, the sidecar (``DAPR_*``, ``APP_API_TOKEN``) and the access mode are
+    configured by their own settings classes, nested here so one object describes the service.
     """
 
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    dapr: DaprSettings = Field(default_factory=DaprSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     app_id: str = Field(default="agent-memory-service", validation_alias="APP_ID")
     state_store: str = Field(default="statestore", validation_alias="STATE_STORE")
@@ -76,7 +80,7 @@ class MemorySettings(DaprSettings):
     @model_validator(mode="after")
     def _production_needs_the_app_token(self) -> Self:
         """In production mode only the sidecar may call the service: it must have a token."""
-        if self.access.production and not self.app_api_token:
+        if self.access.production and not self.dapr.app_api_token:
             raise ValueError("production mode (DACA_MODE=production) needs APP_API_TOKEN")
         return self
 

@@ -3,7 +3,10 @@
 The caller's sidecar resolves the app-id in the local name registry and forwards the request to
 the callee's sidecar (``/_daca/v1/invoke/{path}``, authenticated with the callee's peer token),
 which calls its own app, adding ``dapr-api-token`` when ``APP_API_TOKEN`` is set, as daprd's
-sidecar-to-sidecar hop does. Invoking one's own app-id calls the app directly.
+sidecar-to-sidecar hop does. Invoking one's own app-id calls the app directly. When the callee's
+sidecar runs in this process (``daca up`` runs every sidecar in one), the hop between the two
+sidecars is a call instead of an HTTP request: the callee's side does what it does for a
+forwarded request (same headers, same errors), and the turn saves a loopback round trip.
 
 The target and method are found as daprd finds them (:mod:`daca.runtime.invoketarget`). The
 headers follow daprd (``dapr-http-api.md`` §4, :mod:`daca.runtime.headers`): the caller's headers
@@ -56,6 +59,9 @@ ORIGINAL_PATH_KEY = "daca.original_path"
 
 NO_APP_ID = "failed getting app id either from the URL path or the header dapr-app-id"
 
+#: The invokers of the sidecars this process runs, by app-id (``Invoker.attach``).
+_IN_PROCESS: dict[str, Invoker] = {}
+
 
 def _invoke_error(app_id: str, cause: str) -> DirectInvokeFailed:
     return DirectInvokeFailed(f"failed to invoke, id: {app_id}, err: {cause}")
@@ -99,6 +105,14 @@ class Invoker:
         self.peer_token = peer_token
         self.namespace = namespace or os.environ.get("NAMESPACE") or "default"
         self._forwarded = forwarded_headers(host_address(), socket.gethostname())
+
+    def attach(self) -> None:
+        """Serve invocations from the other sidecars of this process without the HTTP hop."""
+        _IN_PROCESS[self.app_id] = self
+
+    def detach(self) -> None:
+        if _IN_PROCESS.get(self.app_id) is self:
+            del _IN_PROCESS[self.app_id]
 
     async def invoke_request(self, request: Request) -> Response:
         """An invocation as the HTTP API received it (either form)."""
@@ -150,6 +164,13 @@ class Invoker:
             *self._forwarded,
             (PEER_TOKEN_HEADER, record.peer_token),
         ]
+        local = _IN_PROCESS.get(target)
+        if (
+            local is not None
+            and record.pid == os.getpid()
+            and local.peer_token == record.peer_token
+        ):
+            return await self._invoke_in_process(local, target, method, request, headers)
         peer = f"http://{record.host}:{record.http_port}{PEER_PATH}"
         url = _with_query(peer + _escape(method), request)
         try:
@@ -161,6 +182,24 @@ class Invoker:
             cause = "connection error: " + _go_client_error(request.method, url, exc)
             raise _invoke_error(target, cause) from exc
 
+    async def _invoke_in_process(
+        self,
+        callee: Invoker,
+        target: str,
+        method: str,
+        request: Request,
+        headers: list[tuple[str, str]],
+    ) -> Response:
+        """The hop to a sidecar of this process: the body read here, within this sidecar's
+        limit, and the callee's side as ``serve_peer`` runs it (the headers as an HTTP hop would
+        have delivered them)."""
+        try:
+            body = await read_body(request)
+        except BodyTooLargeError as exc:
+            raise _invoke_error(target, str(exc)) from None
+        delivered = forwardable(headers, frozenset())
+        return await callee._call_app(method, request, delivered, remote=True, body=body)
+
     async def serve_peer(self, request: Request) -> Response:
         """The callee side: a peer sidecar forwards an invocation of this app."""
         offered = request.headers.get(PEER_TOKEN_HEADER, "")
@@ -170,9 +209,16 @@ class Invoker:
         return await self._call_app(request.path_params["method"], request, headers, remote=True)
 
     async def _call_app(
-        self, method: str, request: Request, headers: list[tuple[str, str]], *, remote: bool
+        self,
+        method: str,
+        request: Request,
+        headers: list[tuple[str, str]],
+        *,
+        remote: bool,
+        body: bytes | None = None,
     ) -> Response:
-        """Call this sidecar's app; ``remote`` when a peer sidecar forwarded the call.
+        """Call this sidecar's app; ``remote`` when a peer sidecar forwarded the call (``body``
+        when the caller already read it).
 
         Failures read as daprd words them: through the internal gRPC hop for a remote caller,
         straight from the app channel for one's own app-id.
@@ -186,19 +232,20 @@ class Invoker:
             headers.append((API_TOKEN_HEADER, self._channel.api_token))
         url = _with_query(f"{self._channel.base_url}/{_escape(method)}", request)
         try:
-            return await self._forward(url, request, headers)
+            return await self._forward(url, request, headers, body)
         except (BodyTooLargeError, aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("invoking %s at %s failed: %r", self.app_id, url, exc)
             cause = _go_client_error(request.method, url, exc)
             raise _invoke_error(self.app_id, (remote_prefix if remote else "") + cause) from exc
 
     async def _forward(
-        self, url: URL, request: Request, headers: list[tuple[str, str]]
+        self, url: URL, request: Request, headers: list[tuple[str, str]], body: bytes | None = None
     ) -> Response:
+        """Send ``request`` (its body read now unless given) to ``url``; the answer as is."""
         async with self._session.request(
             request.method,
             url,
-            data=request_body(await read_body(request)),
+            data=request_body(await read_body(request) if body is None else body),
             headers=CIMultiDict(headers),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         ) as answer:

@@ -245,6 +245,7 @@ class Sidecar:
             peer_token=self._peer_token,
         )
         self._registry.register(record)
+        self.context.invoker.attach()
 
     async def _subscribe(self) -> None:
         ctx = self.context
@@ -336,6 +337,8 @@ class Sidecar:
             return []
 
     async def stop(self) -> None:
+        if self._ctx is not None:  # first: a stopping sidecar is reached over HTTP, if at all
+            self._ctx.invoker.detach()
         if self._subscribe_task is not None:
             self._subscribe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
