@@ -36,9 +36,11 @@ def chat_settings(**overrides: Any) -> ChatSettings:
 
 
 @pytest.fixture
-def sidecar() -> FakeSidecar:
-    """The fake sidecar (memory service up, publishes accepted)."""
-    return FakeSidecar()
+def sidecar() -> Iterator[FakeSidecar]:
+    """The fake sidecar (memory service up, transactions accepted), stopped after the test."""
+    fake = FakeSidecar()
+    yield fake
+    fake.close()
 
 
 @pytest.fixture

@@ -1,87 +1,286 @@
-"""A fake Dapr sidecar for the chat service, as an ``httpx.MockTransport``.
+"""The chat tests' Dapr sidecar: the daca runtime's own state API and outbox, plus a fake memory
+service, behind one ``httpx`` transport.
 
-It serves the memory service's invoke routes from in-memory data, and the chat's state store
-with Dapr's in-memory ETag rules and its transactional outbox: a committed transaction publishes
-each upsert (its ``outbox.projection`` value where one is given) to ``pubsub``/``conversations``,
-recorded in ``published``. Modes simulate failures: the memory service down (500
-``ERR_DIRECT_INVOKE``), erroring, hanging or the sidecar unreachable; transactions can fail
-(sidecar unreachable) a number of times, or always.
+State: every request under ``/v1.0/state/chat-statestore`` is forwarded, in process, to the
+runtime's sidecar API app (``daca.runtime.api.app.build_app``, through ``httpx.ASGITransport``)
+over the runtime's ``state.in-memory`` and ``pubsub.in-memory`` components, for app-id
+``chat-service``. The store is configured for the transactional outbox with the ``outbox*``
+metadata of the real component (``components/chat-statestore.yaml``), and the runtime's
+:class:`~daca.runtime.outbox.Outbox` runs as the sidecar runs it. ETags, first-write, bulk get,
+transactions, the outbox and every error answer are the runtime's; no rule is kept here. The
+events the outbox publishes to ``pubsub``/``conversations`` are received by a subscriber on that
+topic and recorded in ``published`` (each CloudEvent's ``data``), a few milliseconds after their
+transaction commits, as with daprd: wait for them with ``wait_for_published``.
+
+The runtime runs on its own event loop in a daemon thread, as a sidecar runs in its own process:
+the chat apps under test (``TestClient`` runs each on a loop of its own, in another thread) call
+it across loops, and the tests' synchronous helpers (``value``, ``etag``, ``put``, ``keys``) run
+there too, so the store is only ever touched from its loop. ``close`` (or garbage collection)
+stops it.
+
+In front of the runtime, at the transport: the counters (``state_requests``, ``commit_attempts``,
+``invocations``), the ``on_state_read`` hook, the ``require_concurrent_reads`` rendezvous, and
+``commit_failures`` (a transaction fails as if the sidecar were unreachable, without reaching the
+runtime, that many times; -1: always).
+
+Memory service: ``/v1.0/invoke/agent-memory-service/method/...`` is served from ``users``,
+``histories`` and ``facts`` (its session listing and forgetting read the chat's session records
+from the state store), with ``memory_mode`` faults: the memory service down (500
+``ERR_DIRECT_INVOKE``), erroring, hanging, answering garbage, or the sidecar unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import secrets
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import weakref
+from collections.abc import Callable, Coroutine
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
 
+import aiohttp
 import httpx
+
+from daca.chat.settings import ChatSettings
+from daca.runtime.api.app import build_app
+from daca.runtime.api.common import RuntimeContext
+from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
+from daca.runtime.gojson import encode_value
+from daca.runtime.invoke import Invoker
+from daca.runtime.loader import load_resources
+from daca.runtime.nameregistry import NameRegistry
+from daca.runtime.outbox import Outbox, OutboxConfig
+from daca.runtime.pubsub.base import Message, Subscription
+from daca.runtime.registry import Components, start_components
+from daca.runtime.resources import ComponentSpec, Resources
+from daca.runtime.state.base import SetRequest
+from daca.runtime.state.memory import MemoryStateStore
+
+T = TypeVar("T")
 
 MemoryMode = Literal["up", "down", "error", "hang", "unreachable", "garbage"]
 
+APP_ID = "chat-service"  # the chat's app-id (dapr.yaml)
+STORE: str = ChatSettings.model_fields["state_store"].default  # "chat-statestore"
+COMPONENTS = Path(__file__).resolve().parents[2] / "components"
 INVOKE_PREFIX = "/v1.0/invoke/agent-memory-service/method/"
-STATE_PREFIX = "/v1.0/state/chat-statestore"
-OUTBOX = ("pubsub", "conversations")
+STATE_PREFIX = f"/v1.0/state/{STORE}"
+TRANSACTION = "/transaction"
+#: How long the runtime's loop may take over one call from a test (seconds).
+CALL_TIMEOUT = 10.0
 
 
-@dataclass
+@dataclasses.dataclass
 class Published:
-    """One accepted publish: pubsub, topic and the JSON body."""
+    """One event the outbox published: pubsub, topic and the CloudEvent's ``data``."""
 
     pubsub: str
     topic: str
     data: dict[str, Any]
 
 
-@dataclass
-class FakeSidecar:
-    """In-memory memory-service data plus publish recording, served over a mock transport."""
+@cache
+def _store_spec() -> ComponentSpec:
+    """The chat's state store as the runtime's in-memory store, with the real component's
+    outbox metadata (and key prefix strategy, should it set one)."""
+    real = next(c for c in load_resources([COMPONENTS], APP_ID).components if c.name == STORE)
+    kept = {k: v for k, v in real.metadata.items() if k.startswith("outbox") or k == "keyPrefix"}
+    if OutboxConfig.from_component(real) is None:
+        raise RuntimeError(f"{real.source}: {STORE} configures no outbox")
+    return dataclasses.replace(real, type="state.in-memory", metadata=kept, source=__file__)
 
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    facts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    memory_mode: MemoryMode = "up"
-    commit_failures: int = 0
-    require_concurrent_reads: bool = False
-    published: list[Published] = field(default_factory=list)
-    commit_attempts: int = 0
-    state: dict[str, tuple[Any, str]] = field(default_factory=dict)
-    invocations: list[httpx.Request] = field(default_factory=list)
-    #: Each state request, as ``"GET /key"``, ``"POST /transaction"`` and so on.
-    state_requests: list[str] = field(default_factory=list)
-    #: Called once, right after the next state read is answered (then cleared).
-    on_state_read: Callable[[], None] | None = None
-    _changed: threading.Condition = field(default_factory=threading.Condition)
-    _arrived: int = 0
-    _both_arrived: asyncio.Event | None = None
+
+def _component(name: str, kind: str) -> ComponentSpec:
+    return ComponentSpec(name=name, type=kind, version="v1", metadata={}, source=__file__)
+
+
+def _invoker() -> Invoker:
+    """The runtime's invoker, for an app without a channel and a name registry without peers:
+    the chat's invocations are answered by the transport and never reach it."""
+    nowhere = NameRegistry(Path(tempfile.gettempdir()) / f"daca-no-peers-{uuid.uuid4().hex}")
+    return Invoker(APP_ID, nowhere, cast(aiohttp.ClientSession, None), None, secrets.token_hex(16))
+
+
+class _Recorder:
+    """Subscribes to the outbox's publish topic; records each event and wakes the waiters."""
+
+    def __init__(self) -> None:
+        self.published: list[Published] = []
+        self.changed = threading.Condition()
+
+    async def receive(self, message: Message) -> None:
+        event = json.loads(message.data)
+        with self.changed:
+            self.published.append(Published(event["pubsubname"], event["topic"], event["data"]))
+            self.changed.notify_all()
+
+
+class _Runtime:
+    """The runtime's components, outbox and sidecar API app on an event loop in a thread.
+
+    Holds no reference to the :class:`FakeSidecar`, so an abandoned one is collected (and its
+    finalizer stops this).
+    """
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self._recorder = recorder
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fake-chat-sidecar", daemon=True
+        )
+        self._thread.start()
+        self._subscription: Subscription | None = None
+        self.call(self._start())
+
+    async def _start(self) -> None:
+        spec = _store_spec()
+        config = OutboxConfig.from_component(spec)
+        assert config is not None
+        specs = (spec, _component(config.publish_pubsub, "pubsub.in-memory"))
+        self.components: Components = await start_components(specs, APP_ID, None)
+        for pubsub in self.components.pubsubs.values():
+            # An internal message whose transaction failed waits up to 10 s for its marker:
+            # do not wait for it at close.
+            pubsub.drain_timeout = 0.1
+        store = self.components.state_stores[STORE]
+        assert isinstance(store, MemoryStateStore)
+        self.store = store
+        self.prefix = self.components.state_prefix(STORE)  # "chat-service||"
+        # As daca.runtime.sidecar wires it: the outbox subscribes to its internal topic.
+        self.outbox = Outbox(
+            APP_ID, [config], self.components.pubsubs, self.components.state_stores
+        )
+        await self.outbox.start()
+        self._subscription = await self.components.pubsubs[config.publish_pubsub].subscribe(
+            config.publish_topic, self._recorder.receive, group="chat-tests", concurrency=1
+        )
+        context = RuntimeContext(
+            app_id=APP_ID,
+            components=self.components,
+            resources=Resources(components=specs),
+            invoker=_invoker(),
+            outbox=self.outbox,
+            ready=True,  # no app to wait for, as a sidecar started without one
+        )
+        app = build_app(context, max_body_size=DEFAULT_MAX_BODY_SIZE)  # daprd's 4 MiB
+        self.asgi = httpx.ASGITransport(app=app)
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the runtime's loop and wait for it (from any other thread)."""
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a blocking call from the runtime's own loop would deadlock")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(CALL_TIMEOUT)
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await ``coroutine`` run on the runtime's loop, from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    async def forward(self, request: httpx.Request) -> httpx.Response:
+        """The runtime API's answer (its body read in full) to ``request``."""
+        return await self.run(self.asgi.handle_async_request(request))
+
+    async def records(self) -> dict[str, Any]:
+        """The app's keys that hold a value, with their values (parsed). The store has no
+        listing call: its dict's keys are read, each checked through ``get`` (which drops an
+        expired item). Runs on the runtime's loop."""
+        stored = [key for key in self.store._items if key.startswith(self.prefix)]
+        found = {}
+        for key in stored:
+            item = await self.store.get(key)
+            if item is not None:
+                found[key.removeprefix(self.prefix)] = json.loads(item.value)
+        return found
+
+    def stop(self) -> None:
+        """Close the subscriptions and components, then the loop and its thread."""
+        if self._loop.is_closed():
+            return
+        if self._loop.is_running():
+            self.call(self._close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(CALL_TIMEOUT)
+        self._loop.close()
+
+    async def _close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+        await self.outbox.close()
+        await self.components.close()
+
+
+class FakeSidecar:
+    """The runtime's state API and outbox, a fake memory service, counters and faults."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, dict[str, Any]] = {}
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.facts: dict[str, list[dict[str, Any]]] = {}
+        self.memory_mode: MemoryMode = "up"
+        #: Transactions to fail as if the sidecar were unreachable (-1: all of them).
+        self.commit_failures = 0
+        self.require_concurrent_reads = False
+        #: Transaction requests seen (failed ones included).
+        self.commit_attempts = 0
+        self.invocations: list[httpx.Request] = []
+        #: Each state request, as ``"GET /key"``, ``"POST /transaction"`` and so on.
+        self.state_requests: list[str] = []
+        #: Called once, right after the next state read is answered (then cleared).
+        self.on_state_read: Callable[[], None] | None = None
+        self._arrived = 0
+        self._both_arrived: asyncio.Event | None = None
+        self._recorder = _Recorder()
+        self._runtime = _Runtime(self._recorder)
+        self._finalizer = weakref.finalize(self, self._runtime.stop)
 
     @property
-    def transport(self) -> httpx.MockTransport:
+    def transport(self) -> httpx.AsyncBaseTransport:
         """The transport to give the app as its sidecar."""
-        return httpx.MockTransport(self._handle)
+        return _Transport(self)
+
+    @property
+    def published(self) -> list[Published]:
+        """The events the outbox published so far, in order."""
+        return self._recorder.published
+
+    def close(self) -> None:
+        """Stop the runtime (its loop and thread)."""
+        self._finalizer()
 
     def wait_for_published(self, count: int, timeout: float = 10.0) -> list[Published]:
-        """Block until ``count`` events were accepted (or fail after ``timeout``)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.published) >= count, timeout):
-                raise AssertionError(f"only {len(self.published)} of {count} events published")
-            return list(self.published)
+        """Block until ``count`` events were published (or fail after ``timeout``)."""
+        recorder = self._recorder
+        with recorder.changed:
+            if not recorder.changed.wait_for(lambda: len(recorder.published) >= count, timeout):
+                raise AssertionError(f"only {len(recorder.published)} of {count} events published")
+            return list(recorder.published)
 
-    async def _handle(self, request: httpx.Request) -> httpx.Response:
-        """Route one sidecar request."""
-        path = request.url.path
-        if path.startswith(INVOKE_PREFIX):
-            return await self._invoke(request, path.removeprefix(INVOKE_PREFIX))
-        if path.startswith(STATE_PREFIX):
-            rest = path.removeprefix(STATE_PREFIX)
-            self.state_requests.append(f"{request.method} {rest}")
-            if self.require_concurrent_reads and rest.startswith("/session:"):
-                await self._rendezvous()
-            return self._state(request, rest)
-        return httpx.Response(404, json={"errorCode": "ERR_NOT_FOUND", "message": path})
+    def value(self, key: str) -> Any:
+        """The stored value of the chat's ``key`` (parsed), or ``None``."""
+        item = self._runtime.call(self._runtime.store.get(self._runtime.prefix + key))
+        return None if item is None else json.loads(item.value)
+
+    def etag(self, key: str) -> str | None:
+        """The ETag of the chat's ``key`` (a new one on every write), or ``None``."""
+        item = self._runtime.call(self._runtime.store.get(self._runtime.prefix + key))
+        return None if item is None else item.etag
+
+    def put(self, key: str, value: Any) -> None:
+        """Write the chat's ``key`` as the runtime's save encodes a value (a new ETag), as
+        another writer would."""
+        store = self._runtime.store
+        data = encode_value(value, store.value_encoding)
+        self._runtime.call(store.set(SetRequest(self._runtime.prefix + key, data)))
+
+    def keys(self) -> set[str]:
+        """The chat's keys that hold a value."""
+        return set(self._runtime.call(self._runtime.records()))
 
     async def _invoke(self, request: httpx.Request, method: str) -> httpx.Response:
         """The memory service's routes, subject to ``memory_mode``."""
@@ -99,7 +298,7 @@ class FakeSidecar:
             return httpx.Response(200, content=b"not json")
         if self.require_concurrent_reads:
             await self._rendezvous()
-        return self._memory_route(request, method)
+        return await self._memory_route(request, method)
 
     async def _rendezvous(self) -> None:
         """Wait (bounded) until both reads of a turn (what the memory service knows, and the
@@ -112,7 +311,7 @@ class FakeSidecar:
         async with asyncio.timeout(2):
             await self._both_arrived.wait()
 
-    def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
+    async def _memory_route(self, request: httpx.Request, method: str) -> httpx.Response:
         """``memories/{user}`` (GET, and DELETE: forget), ``memories/{user}/context``,
         ``memories/{user}/sessions`` and ``conversations/{session}?limit=N``."""
         kind, _, key = method.partition("/")
@@ -122,17 +321,13 @@ class FakeSidecar:
         if kind == "memories" and rest.startswith("facts"):
             return self._facts_route(request, user, rest.removeprefix("facts").strip("/"))
         if kind == "memories" and rest == "sessions":
-            return httpx.Response(200, json={"user_id": user, "sessions": self._sessions(user)})
+            sessions = await self._sessions(user)
+            return httpx.Response(200, json={"user_id": user, "sessions": sessions})
         if kind == "memories" and request.method == "DELETE":
             self.users.pop(key, None)
-            sessions = sorted(
-                value["session_id"]
-                for name, (value, _) in self.state.items()
-                if name.startswith("session:") and isinstance(value, dict)
-                and value.get("user_id") == key
-            )  # fmt: skip
-            body = {"status": "forgotten", "user_id": key, "sessions": sessions}
-            return httpx.Response(200, json=body | {"records_deleted": len(sessions)})
+            sessions = sorted(value["session_id"] for value in await self._session_records(key))
+            forgotten = {"status": "forgotten", "user_id": key, "sessions": sessions}
+            return httpx.Response(200, json=forgotten | {"records_deleted": len(sessions)})
         if kind == "memories":
             return httpx.Response(200, json=self.users.get(key, {}))
         history = self.histories.get(key, [])
@@ -147,14 +342,19 @@ class FakeSidecar:
         limit = int(params["limit"])
         return {"metadata": self.users.get(user, {}), "recent": history[-limit:] if limit else []}
 
-    def _sessions(self, user: str) -> list[dict[str, Any]]:
+    async def _session_records(self, user: str) -> list[dict[str, Any]]:
+        """The chat's session records (``session:{id}``) of ``user``, from its state store."""
+        records = await self._runtime.run(self._runtime.records())
+        return [
+            value for name, value in records.items()
+            if name.startswith("session:") and isinstance(value, dict)
+            and value.get("user_id") == user
+        ]  # fmt: skip
+
+    async def _sessions(self, user: str) -> list[dict[str, Any]]:
         """The user's sessions, from the chat's own session records (newest first)."""
         found = []
-        for name, (value, _) in self.state.items():
-            if not (name.startswith("session:") and isinstance(value, dict)):
-                continue
-            if value.get("user_id") != user:
-                continue
+        for value in await self._session_records(user):
             turns = value["turns"]
             found.append({
                 "session_id": value["session_id"], "title": turns[0]["user_message"][:80],
@@ -176,72 +376,34 @@ class FakeSidecar:
             )
         return httpx.Response(200, json={"user_id": user, "facts": facts})
 
-    def _state(self, request: httpx.Request, rest: str) -> httpx.Response:
-        """GET one key, save, or run a transaction (with the outbox)."""
-        if request.method == "GET":
-            found = self.state.get(rest.lstrip("/"))
-            if self.on_state_read is not None:
-                hook, self.on_state_read = self.on_state_read, None
-                hook()
-            if found is None:
-                return httpx.Response(204)
-            return httpx.Response(200, json=found[0], headers={"etag": found[1]})
-        body = json.loads(request.content)
-        if rest == "/bulk":
-            items = []
-            for key in body["keys"]:
-                item: dict[str, Any] = {"key": key}
-                if (found := self.state.get(key)) is not None:
-                    item |= {"data": found[0], "etag": found[1]}
-                items.append(item)
-            return httpx.Response(200, json=items)
-        if rest == "/transaction":
-            return self._transaction(request, body["operations"])
-        for item in body:
-            if not self._etag_ok(item):
-                return _conflict("ERR_STATE_SAVE", 409)
-        for item in body:
-            self.state[item["key"]] = (item.get("value"), uuid.uuid4().hex)
-        return httpx.Response(204)
-
-    def _etag_ok(self, request: dict[str, Any]) -> bool:
-        found = self.state.get(request["key"])
-        if request.get("etag") is not None:
-            return found is not None and found[1] == request["etag"]
-        first_write = request.get("options", {}).get("concurrency") == "first-write"
-        return not (first_write and found is not None)
-
-    def _transaction(
-        self, request: httpx.Request, operations: list[dict[str, Any]]
-    ) -> httpx.Response:
-        """All ETags checked first, then applied; each stored upsert's event published (a
-        delete publishes nothing, as the outbox publishes only upserts)."""
-        self.commit_attempts += 1
-        if self.commit_failures != 0:
-            self.commit_failures -= 1 if self.commit_failures > 0 else 0
-            raise httpx.ConnectError("sidecar unreachable", request=request)
-        stored = [op["request"] for op in operations if not _projection(op)]
-        if not all(self._etag_ok(item) for item in stored):
-            return _conflict("ERR_STATE_TRANSACTION", 500)
-        projected = {
-            op["request"]["key"]: op["request"]["value"] for op in operations if _projection(op)
-        }
-        deleted = {op["request"]["key"] for op in operations if op["operation"] == "delete"}
-        stored = [item for item in stored if item["key"] not in deleted]
-        with self._changed:
-            for key in deleted:
-                self.state.pop(key, None)
-            for item in stored:
-                self.state[item["key"]] = (item.get("value"), uuid.uuid4().hex)
-                event = projected.get(item["key"], item.get("value"))
-                self.published.append(Published(*OUTBOX, event))
-            self._changed.notify_all()
-        return httpx.Response(204)
+    async def _state(self, request: httpx.Request, rest: str) -> httpx.Response:
+        """Count and fault a state request, then have the runtime answer it."""
+        self.state_requests.append(f"{request.method} {rest}")
+        if self.require_concurrent_reads and rest.startswith("/session:"):
+            await self._rendezvous()
+        if rest == TRANSACTION:
+            self.commit_attempts += 1
+            if self.commit_failures != 0:
+                self.commit_failures -= 1 if self.commit_failures > 0 else 0
+                raise httpx.ConnectError("sidecar unreachable", request=request)
+        response = await self._runtime.forward(request)
+        if request.method == "GET" and self.on_state_read is not None:
+            hook, self.on_state_read = self.on_state_read, None
+            hook()
+        return response
 
 
-def _projection(operation: dict[str, Any]) -> bool:
-    return operation["request"].get("metadata", {}).get("outbox.projection") == "true"
+class _Transport(httpx.AsyncBaseTransport):
+    """Routes the chat's sidecar requests: memory invocations to the fake memory service,
+    state to the runtime; anything else is a 404."""
 
+    def __init__(self, sidecar: FakeSidecar) -> None:
+        self._sidecar = sidecar
 
-def _conflict(code: str, status: int) -> httpx.Response:
-    return httpx.Response(status, json={"errorCode": code, "message": "etag mismatch"})
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith(INVOKE_PREFIX):
+            return await self._sidecar._invoke(request, path.removeprefix(INVOKE_PREFIX))
+        if path.startswith(STATE_PREFIX):
+            return await self._sidecar._state(request, path.removeprefix(STATE_PREFIX))
+        return httpx.Response(404, json={"errorCode": "ERR_NOT_FOUND", "message": path})

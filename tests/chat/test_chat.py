@@ -44,7 +44,7 @@ def test_a_turn_is_answered_and_published_once(client: TestClient, sidecar: Fake
     assert (event["user_message"], event["assistant_reply"]) == ("Hello there", body["reply"])
     assert client.get("/healthz").json()["recorder"]["recorded"] == 1
     # The turn is stored in the chat's own state with the session's owner.
-    record = sidecar.state[f"session:{session_id}"][0]
+    record = sidecar.value(f"session:{session_id}")
     assert record["user_id"] == "ana"
     assert [t["turn_id"] for t in record["turns"]] == [event["turn_id"]]
 
@@ -68,7 +68,9 @@ def test_another_users_session_is_not_found(client: TestClient, sidecar: FakeSid
     )
     assert intruder.status_code == 404
     assert intruder.json() == {"detail": "No session 'private' for user 'eve'."}
-    assert len(sidecar.published) == 1  # nothing was appended to the session
+    # Nothing was appended to the session: no second transaction, one event.
+    assert sidecar.commit_attempts == 1
+    assert len(sidecar.wait_for_published(1)) == 1
 
 
 def test_the_session_id_is_kept_and_history_is_read_with_the_limit(

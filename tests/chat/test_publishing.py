@@ -65,8 +65,8 @@ def test_a_conflicting_turn_is_retried_from_a_fresh_read(
     first = say(client, "Hello")
     session = str(first["metadata"]["session_id"])  # type: ignore[index]
     key = f"session:{session}"
-    value, _ = sidecar.state[key]
-    sidecar.on_state_read = lambda: sidecar.state.__setitem__(key, (value, "changed"))
+    value = sidecar.value(key)
+    sidecar.on_state_read = lambda: sidecar.put(key, value)  # the same value, a new ETag
     second = client.post(
         "/chat/", json={"user_id": "ana", "text": "again", "metadata": {"session_id": session}}
     )
@@ -74,7 +74,7 @@ def test_a_conflicting_turn_is_retried_from_a_fresh_read(
     [_, published] = sidecar.wait_for_published(2)
     assert published.data["user_message"] == "again"
     assert sidecar.commit_attempts == 3  # the first turn's, the refused one, the retry
-    stored = sidecar.state[key][0]
+    stored = sidecar.value(key)
     assert [t["user_message"] for t in stored["turns"]] == ["Hello", "again"]
 
 
@@ -122,4 +122,5 @@ def test_the_queue_flushes_at_shutdown(sidecar: FakeSidecar) -> None:
     app = create_app(settings, model=OfflineModel(), dapr_transport=sidecar.transport)
     with TestClient(app, **LOCAL) as client:
         say(client, "Hello")
-    assert len(sidecar.published) == 1
+    # The outbox publishes once the flushed transaction has committed, just after.
+    assert len(sidecar.wait_for_published(1)) == 1

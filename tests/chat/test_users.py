@@ -20,7 +20,7 @@ def test_registration_publishes_user_registered(client: TestClient, sidecar: Fak
 def test_a_registration_is_stored(client: TestClient, sidecar: FakeSidecar) -> None:
     client.post("/users", json={"user_id": "ana", "name": "Ana"})
     sidecar.wait_for_published(1)
-    stored = sidecar.state["registration:ana"][0]
+    stored = sidecar.value("registration:ana")
     assert stored == {"user_id": "ana", "name": "Ana", "preferred_style": None}
 
 
