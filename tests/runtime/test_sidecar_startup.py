@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from daca.runtime.config import SidecarConfig
 from daca.runtime.errors import ComponentError
 from daca.runtime.net import free_port, is_listening
+from daca.runtime.redis_server import redis_executable
 from daca.runtime.sidecar import Sidecar
 from tests.runtime.harness import (
     FakeApp,
@@ -83,27 +85,35 @@ async def test_bundled_redis_starts_where_nothing_listens_and_stops_with_the_sid
 
 
 @pytest.mark.redis
-async def test_the_loop_runs_while_the_bundled_redis_starts(tmp_path: Path) -> None:
-    port = free_port()
+async def test_the_loop_runs_while_the_bundled_redis_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server (``DACA_REDIS_SERVER``: one that waits for the test's word before it starts)
+    is spawned, and the loop goes on running until it answers."""
+    port, go = free_port(), tmp_path / "go"
+    server = tmp_path / "slow-redis-server"
+    server.write_text(
+        f'#!/bin/sh\nwhile [ ! -e "{go}" ]; do sleep 0.01; done\nexec "{redis_executable()}" "$@"\n'
+    )
+    server.chmod(0o755)
+    monkeypatch.setenv("DACA_REDIS_SERVER", str(server))
     write(tmp_path, component_yaml("statestore", "state.redis", {"redisHost": f"localhost:{port}"}))
     data_dir = tmp_path / "home" / "redis" / str(port)  # made just before the server is spawned
-    seen_starting, started = False, False
-
-    async def watch() -> None:
-        nonlocal seen_starting
-        while not (started or seen_starting):
-            seen_starting = data_dir.exists() and not is_listening("127.0.0.1", port)
-            await asyncio.sleep(0)
-
     sidecar = Sidecar(config(tmp_path, bundle_redis=True))
-    watcher = asyncio.create_task(watch())
+    starting = asyncio.create_task(sidecar.start())
     try:
-        await sidecar.start()
+        async with asyncio.timeout(10):
+            while not data_dir.exists() and not starting.done():
+                await asyncio.sleep(0.01)
+        assert not starting.done() and not is_listening("127.0.0.1", port)
+        go.touch()
+        await starting
+        assert is_listening("127.0.0.1", port)
     finally:
-        started = True
-        await watcher
+        go.touch()
+        with contextlib.suppress(Exception):
+            await starting
         await sidecar.stop()
-    assert seen_starting  # the loop ran between the spawn and the server's first answer
 
 
 @pytest.mark.redis

