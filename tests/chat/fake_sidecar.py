@@ -34,17 +34,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import secrets
-import tempfile
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Coroutine
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
-import aiohttp
 import httpx
 
 from daca.chat.settings import ChatSettings
@@ -52,15 +48,14 @@ from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext
 from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
 from daca.runtime.gojson import encode_value
-from daca.runtime.invoke import Invoker
 from daca.runtime.loader import load_resources
-from daca.runtime.nameregistry import NameRegistry
 from daca.runtime.outbox import Outbox, OutboxConfig
 from daca.runtime.pubsub.base import Message, Subscription
 from daca.runtime.registry import Components, start_components
 from daca.runtime.resources import ComponentSpec, Resources
 from daca.runtime.state.base import SetRequest
 from daca.runtime.state.memory import MemoryStateStore
+from tests.fakes.runtime import component, unconnected_invoker
 
 T = TypeVar("T")
 
@@ -94,17 +89,6 @@ def _store_spec() -> ComponentSpec:
     if OutboxConfig.from_component(real) is None:
         raise RuntimeError(f"{real.source}: {STORE} configures no outbox")
     return dataclasses.replace(real, type="state.in-memory", metadata=kept, source=__file__)
-
-
-def _component(name: str, kind: str) -> ComponentSpec:
-    return ComponentSpec(name=name, type=kind, version="v1", metadata={}, source=__file__)
-
-
-def _invoker() -> Invoker:
-    """The runtime's invoker, for an app without a channel and a name registry without peers:
-    the chat's invocations are answered by the transport and never reach it."""
-    nowhere = NameRegistry(Path(tempfile.gettempdir()) / f"daca-no-peers-{uuid.uuid4().hex}")
-    return Invoker(APP_ID, nowhere, cast(aiohttp.ClientSession, None), None, secrets.token_hex(16))
 
 
 class _Recorder:
@@ -142,7 +126,7 @@ class _Runtime:
         spec = _store_spec()
         config = OutboxConfig.from_component(spec)
         assert config is not None
-        specs = (spec, _component(config.publish_pubsub, "pubsub.in-memory"))
+        specs = (spec, component(config.publish_pubsub, "pubsub.in-memory"))
         self.components: Components = await start_components(specs, APP_ID, None)
         for pubsub in self.components.pubsubs.values():
             # An internal message whose transaction failed waits up to 10 s for its marker:
@@ -164,7 +148,7 @@ class _Runtime:
             app_id=APP_ID,
             components=self.components,
             resources=Resources(components=specs),
-            invoker=_invoker(),
+            invoker=unconnected_invoker(APP_ID),
             outbox=self.outbox,
             ready=True,  # no app to wait for, as a sidecar started without one
         )

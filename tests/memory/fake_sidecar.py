@@ -22,14 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import tempfile
-import uuid
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import aiohttp
 import httpx
 
 from daca.memory.settings import MemorySettings
@@ -38,12 +33,11 @@ from daca.runtime.api.common import RuntimeContext, error_response
 from daca.runtime.config import DEFAULT_MAX_BODY_SIZE
 from daca.runtime.errors import StateTransactionFailed
 from daca.runtime.gojson import encode_value
-from daca.runtime.invoke import Invoker
-from daca.runtime.nameregistry import NameRegistry
 from daca.runtime.registry import start_components
-from daca.runtime.resources import ComponentSpec, Resources
+from daca.runtime.resources import Resources
 from daca.runtime.state.base import DeleteRequest, SetRequest
 from daca.runtime.state.memory import MemoryStateStore
+from tests.fakes.runtime import component, unconnected_invoker
 
 T = TypeVar("T")
 
@@ -68,21 +62,6 @@ def _at_once(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("the in-memory backend suspended: it cannot be driven synchronously")
 
 
-def _component(name: str, kind: str) -> ComponentSpec:
-    return ComponentSpec(name=name, type=kind, version="v1", metadata={}, source=__file__)
-
-
-def _invoker() -> Invoker:
-    """The runtime's invoker, for an app without a channel and a name registry without peers.
-
-    The memory service invokes nothing; an invocation through this sidecar answers daprd's
-    ``ERR_DIRECT_INVOKE`` (no app channel, or no such app-id) before it would open a
-    connection, so the invoker gets no HTTP session.
-    """
-    nowhere = NameRegistry(Path(tempfile.gettempdir()) / f"daca-no-peers-{uuid.uuid4().hex}")
-    return Invoker(APP_ID, nowhere, cast(aiohttp.ClientSession, None), None, secrets.token_hex(16))
-
-
 class FakeSidecar:
     """The runtime's sidecar API over in-memory components, with counters and faults in front."""
 
@@ -94,7 +73,7 @@ class FakeSidecar:
         self.transaction_conflicts = 0
         self.requests = 0
         self.bytes_sent = 0
-        specs = (_component(STORE, "state.in-memory"), _component(PUBSUB, "pubsub.in-memory"))
+        specs = (component(STORE, "state.in-memory"), component(PUBSUB, "pubsub.in-memory"))
         components = _at_once(start_components(specs, APP_ID, None))
         store = components.state_stores[STORE]
         assert isinstance(store, MemoryStateStore)
@@ -104,7 +83,7 @@ class FakeSidecar:
             app_id=APP_ID,
             components=components,
             resources=Resources(components=specs),
-            invoker=_invoker(),
+            invoker=unconnected_invoker(APP_ID),
             ready=True,  # no app to wait for, as a sidecar started without one
         )
         self.app = build_app(context, max_body_size=DEFAULT_MAX_BODY_SIZE)  # daprd's 4 MiB
