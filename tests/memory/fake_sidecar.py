@@ -13,7 +13,8 @@ event loop once (so concurrent callers interleave as they would over a network; 
 in-process path never suspends by itself) and is counted (``requests``, ``bytes_sent``);
 ``down`` makes every request fail with a connection error, and ``fail_transactions`` answers
 every transaction with the error the runtime gives a failing store, without forwarding it.
-``transaction_conflicts`` counts the transactions the runtime refused. ``value``, ``put``,
+``transactions`` counts the transactions sent, ``transaction_conflicts`` those the runtime
+refused. ``value``, ``put``,
 ``etag``, ``delete`` and ``keys`` read and write the state store directly, under the key prefix
 the runtime gives the app's keys (``agent-memory-service||``).
 """
@@ -71,6 +72,7 @@ class FakeSidecar:
         self.down_after: int | None = None
         self.fail_transactions = False
         self.transaction_conflicts = 0
+        self.transactions = 0
         self.requests = 0
         self.bytes_sent = 0
         specs = (component(STORE, "state.in-memory"), component(PUBSUB, "pubsub.in-memory"))
@@ -137,6 +139,7 @@ class _Transport(httpx.AsyncBaseTransport):
         ):
             raise httpx.ConnectError("connection refused (sidecar down)", request=request)
         transaction = request.url.path == TRANSACTION_PATH
+        sidecar.transactions += transaction
         if transaction and sidecar.fail_transactions:
             return _store_failure()
         response = await self._runtime.handle_async_request(request)

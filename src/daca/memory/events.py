@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Literal
+from collections.abc import Awaitable, Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daca.contracts.events import CloudEvent, ConversationUpdated, UserRegistered
 from daca.contracts.models import ConversationTurn
 from daca.dapr.errors import DaprClientError
 from daca.memory.errors import PERMANENT, MemoryServiceError
-from daca.memory.history import HistoryStore
+from daca.memory.history import HistoryStore, UserTurn
 from daca.memory.metrics import Counters
 from daca.memory.summarizer import Summarizer
 from daca.memory.users import UserStore
@@ -34,6 +35,58 @@ class TopicResponse(BaseModel):
     """The answer Dapr reads from a subscriber."""
 
     status: Status
+
+
+class BulkEntry(BaseModel):
+    """One event of a bulk delivery (daprd's ``BulkSubscribeMessageItem``)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    entry_id: str = Field(alias="entryId", min_length=1)
+    event: Any = None
+    content_type: str = Field(default="", alias="contentType")
+    metadata: dict[str, str] | None = None
+
+
+class BulkEnvelope(BaseModel):
+    """A bulk delivery, as daprd POSTs it to a subscription with ``bulkSubscribe`` enabled."""
+
+    id: str = ""
+    type: str = ""
+    topic: str = ""
+    pubsubname: str = ""
+    metadata: dict[str, str] | None = None
+    entries: list[BulkEntry]
+
+    def events(self) -> list[CloudEvent | None]:
+        """Each entry's CloudEvent, ``None`` where it does not validate (it is DROPped)."""
+        return [_cloud_event(entry) for entry in self.entries]
+
+
+def _cloud_event(entry: BulkEntry) -> CloudEvent | None:
+    try:
+        return CloudEvent.model_validate(entry.event)
+    except ValidationError as exc:
+        logger.warning(
+            "undeliverable event (entry %s): %d validation errors", entry.entry_id,
+            exc.error_count(),
+        )  # fmt: skip
+        return None
+
+
+class EntryStatus(BaseModel):
+    """The answer for one entry of a bulk delivery."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    entry_id: str = Field(serialization_alias="entryId")
+    status: Status
+
+
+class BulkTopicResponse(BaseModel):
+    """The answer Dapr reads from a bulk subscriber: a status per entry."""
+
+    statuses: list[EntryStatus]
 
 
 def derived_turn_id(event: ConversationUpdated, cloud_event_id: str | None) -> str:
@@ -70,39 +123,89 @@ class EventHandler:
 
     async def handle(self, envelope: CloudEvent | None) -> Status:
         """The status for one delivery (``None`` means it did not validate)."""
-        if envelope is None:
-            self._counters.events_dropped += 1
-            return "DROP"
+        return (await self.handle_many([envelope]))[0]
+
+    async def handle_many(self, envelopes: Sequence[CloudEvent | None]) -> list[Status]:
+        """The status of each event of one bulk delivery, in order.
+
+        The conversation turns are appended together (one batch, a few state calls for all);
+        when the batch meets a permanent failure its turns are appended one by one, so only the
+        event at fault is dropped.
+        """
+        statuses: list[Status] = ["DROP"] * len(envelopes)
+        conversations: list[tuple[int, CloudEvent]] = []
+        for index, envelope in enumerate(envelopes):
+            if envelope is None:
+                self._counters.events_dropped += 1
+            elif isinstance(envelope.data, UserRegistered):
+                statuses[index] = await self._outcome(envelope, self._register(envelope))
+            else:
+                conversations.append((index, envelope))
+        if len(conversations) == 1:
+            index, envelope = conversations[0]
+            statuses[index] = await self._outcome(envelope, self._conversations([envelope]))
+        elif conversations:
+            batch = [envelope for _, envelope in conversations]
+            try:
+                await self._conversations(batch)
+            except PERMANENT as exc:
+                logger.info("a batch of %d turns: %s; appending one by one", len(batch), exc)
+                for index, envelope in conversations:
+                    statuses[index] = await self._outcome(envelope, self._conversations([envelope]))
+            except (DaprClientError, MemoryServiceError) as exc:
+                for index, envelope in conversations:
+                    statuses[index] = self._retried(envelope, exc)
+            else:
+                for index, _ in conversations:
+                    statuses[index] = self._handled()
+        return statuses
+
+    async def _outcome(self, envelope: CloudEvent, work: Awaitable[None]) -> Status:
+        """The status of one event once ``work`` has applied it."""
         try:
-            await self._apply(envelope)
+            await work
         except PERMANENT as exc:
             self._counters.events_dropped += 1
             logger.warning("event %s: %s; DROP (dead-lettered, kept)", envelope.id, exc)
             return "DROP"
         except (DaprClientError, MemoryServiceError) as exc:
-            self._counters.events_retried += 1
-            logger.warning(
-                "event %s: transient failure (%s), RETRY", envelope.id, type(exc).__name__
-            )
-            return "RETRY"
+            return self._retried(envelope, exc)
+        return self._handled()
+
+    def _handled(self) -> Status:
         self._counters.events_handled += 1
         return "SUCCESS"
 
-    async def _apply(self, envelope: CloudEvent) -> None:
-        """Dispatch on the event type."""
-        event = envelope.data
-        if isinstance(event, UserRegistered):
-            await self._users.register(event)
-            logger.info("event %s: user %s registered", envelope.id, event.user_id)
-        else:
-            await self._conversation(event, envelope.id)
+    def _retried(self, envelope: CloudEvent, exc: Exception) -> Status:
+        self._counters.events_retried += 1
+        logger.warning("event %s: transient failure (%s), RETRY", envelope.id, type(exc).__name__)
+        return "RETRY"
 
-    async def _conversation(self, event: ConversationUpdated, cloud_event_id: str | None) -> None:
-        """Append the turn, then hand the user to the summarizer."""
-        turn = turn_of(event, cloud_event_id)
-        if await self._history.append(event.user_id, turn):
-            logger.info("stored turn %s of session %s", turn.turn_id, turn.session_id)
-        else:
-            self._counters.duplicates_skipped += 1
-            logger.info("turn %s of session %s already stored", turn.turn_id, turn.session_id)
-        self._summarizer.mark_dirty(event.user_id)
+    async def _register(self, envelope: CloudEvent) -> None:
+        event = envelope.data
+        assert isinstance(event, UserRegistered)
+        await self._users.register(event)
+        logger.info("event %s: user %s registered", envelope.id, event.user_id)
+
+    async def _conversations(self, envelopes: Sequence[CloudEvent]) -> None:
+        """Append the events' turns in one batch, then hand their users to the summarizer."""
+        batch = []
+        for envelope in envelopes:
+            event = envelope.data
+            assert isinstance(event, ConversationUpdated)
+            batch.append(UserTurn(event.user_id, turn_of(event, envelope.id)))
+        results = await self._history.append_many(batch)
+        for item, stored in zip(batch, results, strict=True):
+            if not stored:
+                logger.debug(
+                    "turn %s of session %s already stored", item.turn.turn_id, item.turn.session_id
+                )
+        repeats = results.count(False)
+        self._counters.duplicates_skipped += repeats
+        sessions = len({item.turn.session_id for item in batch})
+        logger.info(
+            "stored %d turns of %d sessions (%d already stored)",
+            len(batch) - repeats, sessions, repeats,
+        )  # fmt: skip
+        for user_id in dict.fromkeys(item.user_id for item in batch):
+            self._summarizer.mark_dirty(user_id)

@@ -1,38 +1,44 @@
 """Session history: a small head, fixed-size pages and one idempotency marker per turn.
 
-Appending a turn reads a bounded set of keys (head, marker, pending record, the tail page) and
-writes them in ONE state transaction, so its cost does not grow with the history:
+Turns are appended in batches (``append_many``; ``append`` is a batch of one). A batch reads a
+bounded set of keys per session (head, markers, the pages it writes, the users' pending
+records) and writes them in ONE state transaction, so its cost grows with neither the history
+nor, in calls, the batch:
 
-1. ``turn:{sid}:{turn_id}``    the marker;
-2. ``session:{sid}:page:{n}``  the tail page;
-3. ``pending:{user_id}``       the user's pending turns for the summarizer;
-4. ``session:{sid}``           the head, written last;
+1. ``turn:{sid}:{turn_id}``    each new turn's marker;
+2. ``session:{sid}:page:{n}``  the pages the new entries go to (the tail page, and the next
+                                ones when the batch crosses a page boundary);
+3. ``pending:{user_id}``       each user's pending turns for the summarizer;
+4. ``session:{sid}``           each session head, written last;
 
 every one guarded by the ETag it was read with. A record that does not exist yet (always the
-marker of a new turn; the head, a page or the pending record now and then) is first created
-empty by a first-write save (``daca.dapr.guarded.create_missing``): inside a transaction,
-daprd's Redis store does not honour first-write, so creation must not happen there. The marker
-of a new turn is always missing, so it is created before the first read (a redelivery's marker
-exists, and that save is refused harmlessly); the read then fetches the head, and after it the
-marker, the tail page and the pending record in one bulk call (after: see ``_snapshot``). A
-turn of a session under way therefore costs four sidecar calls: create the marker, two reads,
-the transaction. The first turn of a session costs two more (create its head and page, read
-again).
+marker of a new turn; a head, a page or a pending record now and then) is first created empty
+by a first-write save (``daca.dapr.guarded.create_missing``): inside a transaction, daprd's
+Redis store does not honour first-write, so creation must not happen there. The markers of new
+turns are always missing, so they are created before the first read (a redelivery's marker
+exists, and its save is refused harmlessly); the read then fetches the heads, and after them
+the markers, pages and pending records in one bulk call (after: see ``_plan``). A batch of
+sessions under way therefore costs four sidecar calls however many turns it holds: create the
+markers, two reads, the transaction. A batch that starts a session, or a page, costs two more
+(create its records, read again). A batch of long turns is appended in rounds
+(``ROUND_CHARS``), and a round whose writes would make a large request body is written as
+several transactions, each holding whole users (``MAX_TRANSACTION_BYTES``).
 
 The head's ``entry_count`` is the single source of truth: readers ignore page entries beyond
 it, and a marker counts only if the entry it points at (within ``entry_count``) carries its
-turn id. Any ETag conflict fails the transaction (``ERR_STATE_TRANSACTION``) and the append is
-retried from a fresh read.
+turn id. Any ETag conflict fails the transaction (``ERR_STATE_TRANSACTION``) and the batch is
+retried from a fresh read; turns a committed part already stored are then found stored.
 
 Why this stays safe where a transaction is not atomic (daprd on Redis runs the operations as
 Lua scripts inside MULTI/EXEC, isolated but without rollback): a failed transaction may leave
-some of its writes applied, but never a head update without its own page, because the head
-ETag only matches when nobody else appended since our read. What can be left behind:
+some of its writes applied, but never a head update without its own pages, because a head's
+ETag only matches when nobody else appended to that session since our read, and its pages
+were read after it. What can be left behind:
 
 * a page with entries past ``entry_count``: invisible to readers, and overwritten by the next
-  append. The next writer truncates such a tail only after re-reading the head and finding it
-  unchanged, so a concurrent append that committed between our two reads is never overwritten
-  (the page ETag covers the window after the page read);
+  append. The next writer overwrites such entries only after re-reading the head and finding
+  it unchanged, so a concurrent append that committed between our two reads is never
+  overwritten (the page ETags cover the window after the page read);
 * a marker whose turn is not in the history: not trusted (see above), so the redelivery
   appends the turn and replaces the stale marker with its ETag;
 * a pending-turn record that already holds the turn: the turn is kept once per
@@ -43,10 +49,12 @@ ETag only matches when nobody else appended since our read. What can be left beh
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from daca.contracts.models import ConversationEntry, ConversationHistory, ConversationTurn
 from daca.dapr.client import DaprClient
@@ -62,43 +70,80 @@ from daca.memory.statekit import Entries, parse, read_many
 
 logger = logging.getLogger(__name__)
 
+#: The largest transaction body a batch writes at once (estimated from its values); daprd
+#: refuses request bodies over 4 MiB by default. A single user's writes are never split.
+MAX_TRANSACTION_BYTES = 1 << 20
+#: The most text (characters of the turns' messages) one round of a batch appends: each turn
+#: is written twice (its page, its user's pending record), beside the pages' earlier entries.
+ROUND_CHARS = 256 * 1024
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """What one append attempt read, with the ETags its writes are guarded by."""
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """A turn to append, and the user it belongs to."""
+
+    user_id: str
+    turn: ConversationTurn
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return self.turn.session_id, self.turn.turn_id
+
+
+@dataclass
+class _Session:
+    """One session of a batch: its head as read, and the turns of the batch to append to it."""
 
     head_entry: StateEntry | None
     head: SessionHead
-    page_entry: StateEntry | None
-    page: HistoryPage
-    marker_entry: StateEntry | None
-    pending_entry: StateEntry | None
+    new: list[UserTurn] = field(default_factory=list)
 
-    def entries(self, user_id: str, turn: ConversationTurn) -> dict[str, StateEntry | None]:
-        """What was read, by key."""
-        sid = turn.session_id
-        return {
-            keys.marker_key(sid, turn.turn_id): self.marker_entry,
-            keys.page_key(sid, self.head.tail_page): self.page_entry,
-            keys.pending_key(user_id): self.pending_entry,
-            keys.head_key(sid): self.head_entry,
-        }
-
-    def empty_records(self, user_id: str, turn: ConversationTurn) -> dict[str, BaseModel]:
-        """The value each record starts with when it is created before a write."""
-        sid = turn.session_id
-        return {
-            keys.marker_key(sid, turn.turn_id): TurnMarker(user_id=user_id),
-            keys.page_key(sid, self.head.tail_page): HistoryPage(),
-            keys.pending_key(user_id): PendingTurns(),
-            keys.head_key(sid): self.head,
-        }
+    def pages(self, turns: int) -> range:
+        """The pages that ``turns`` more turns are written to (none for none)."""
+        if turns == 0:
+            return range(0)
+        last = self.head.entry_count + 2 * turns - 1
+        return range(self.head.tail_page, self.head.page_of(last) + 1)
 
     @property
-    def complete(self) -> bool:
-        """Whether every record the append writes exists (and carries an ETag)."""
-        read = (self.head_entry, self.page_entry, self.marker_entry, self.pending_entry)
-        return all(entry is not None for entry in read)
+    def offset(self) -> int:
+        """How many entries of the tail page the head accounts for."""
+        return self.head.entry_count - self.head.tail_page * self.head.page_size
+
+
+@dataclass
+class _Plan:
+    """What one attempt read, and what it appends to which session."""
+
+    read: dict[str, StateEntry | None]
+    sessions: dict[str, _Session]
+    duplicates: set[tuple[str, str]]
+
+    def missing(self) -> dict[str, BaseModel]:
+        """The records the writes need that do not exist yet, with their empty values."""
+        empty: dict[str, BaseModel] = {}
+        for sid, session in self.sessions.items():
+            if not session.new:
+                continue
+            empty[keys.head_key(sid)] = session.head
+            for number in session.pages(len(session.new)):
+                empty[keys.page_key(sid, number)] = HistoryPage()
+            for item in session.new:
+                empty[keys.marker_key(sid, item.turn.turn_id)] = TurnMarker(user_id=item.user_id)
+                empty[keys.pending_key(item.user_id)] = PendingTurns()
+        return {key: value for key, value in empty.items() if self.read.get(key) is None}
+
+    def overwritten(self) -> list[str]:
+        """The sessions whose written pages hold entries their head does not account for."""
+        moved = []
+        for sid, session in self.sessions.items():
+            for number in session.pages(len(session.new)):
+                page = parse(HistoryPage, self.read[keys.page_key(sid, number)])
+                kept = session.offset if number == session.head.tail_page else 0
+                if page is not None and len(page.entries) > kept:
+                    moved.append(sid)
+                    break
+        return moved
 
 
 class HistoryStore:
@@ -120,15 +165,42 @@ class HistoryStore:
 
     async def append(self, user_id: str, turn: ConversationTurn) -> bool:
         """Append ``turn`` once; ``False`` when it was already stored (a redelivery)."""
-        async with self._user_locks.hold(user_id):
-            marker = {keys.marker_key(turn.session_id, turn.turn_id): TurnMarker(user_id=user_id)}
-            await create_missing(self._client, self._store, marker, {})
-            return await retry_on_conflict(
-                lambda: self._append_once(user_id, turn),
-                attempts=self._attempts,
-                what=f"append {turn.session_id}/{turn.turn_id}",
-                on_conflict=self._on_conflict,
-            )
+        return (await self.append_many([UserTurn(user_id, turn)]))[0]
+
+    async def append_many(self, batch: Sequence[UserTurn]) -> list[bool]:
+        """Append each turn of ``batch`` once, in order per session; for each, whether it was
+        stored now (``False``: it was already, a redelivery or a repeat within the batch).
+
+        A turn whose id is stored with other content raises ``TurnConflictError`` (the batch
+        may then be partly stored): the caller appends its turns one by one to find which.
+        """
+        stored: set[tuple[str, str]] = set()
+        async with AsyncExitStack() as stack:
+            for user_id in sorted({item.user_id for item in batch}):
+                await stack.enter_async_context(self._user_locks.hold(user_id))
+            for part in _rounds(batch):
+                await self._append_round(part, stored)
+        seen: set[tuple[str, str]] = set()
+        results = []
+        for item in batch:
+            results.append(item.ident in stored and item.ident not in seen)
+            seen.add(item.ident)
+        return results
+
+    async def _append_round(self, batch: Sequence[UserTurn], stored: set[tuple[str, str]]) -> None:
+        """Append the turns of one round (their users' locks held)."""
+        markers: dict[str, BaseModel] = {
+            keys.marker_key(*item.ident): TurnMarker(user_id=item.user_id) for item in batch
+        }
+        await create_missing(self._client, self._store, markers, {})
+        first = batch[0].turn
+        more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
+        await retry_on_conflict(
+            lambda: self._append_once(batch, stored),
+            attempts=self._attempts,
+            what=f"append {first.session_id}/{first.turn_id}{more}",
+            on_conflict=self._on_conflict,
+        )
 
     async def read(self, session_id: str, limit: int | None = None) -> ConversationHistory:
         """The whole history, or its most recent ``limit`` entries: the head, then its pages."""
@@ -176,63 +248,72 @@ class HistoryStore:
             return []
         return page.entries[: head.entry_count - number * head.page_size]
 
-    async def _append_once(self, user_id: str, turn: ConversationTurn) -> bool:
-        """One optimistic attempt: read, check for a duplicate, write one transaction."""
-        snapshot = await self._snapshot(user_id, turn)
-        if await self._already_stored(turn, snapshot):
-            return False
-        read, empty = snapshot.entries(user_id, turn), snapshot.empty_records(user_id, turn)
-        if await create_missing(self._client, self._store, empty, read):
-            snapshot = await self._snapshot(user_id, turn)
-            if await self._already_stored(turn, snapshot):
-                return False
-            if not snapshot.complete:  # e.g. the head moved on to a page nobody created yet
+    async def _append_once(self, batch: Sequence[UserTurn], stored: set[tuple[str, str]]) -> None:
+        """One optimistic attempt: read, set duplicates aside, write the transactions (adding
+        what each stored to ``stored``)."""
+        plan = await self._plan(batch)
+        if await create_missing(self._client, self._store, plan.missing(), plan.read):
+            plan = await self._plan(batch)
+            if plan.missing():  # e.g. a head moved on to a page nobody created yet
                 raise ConflictError("records missing after creating them")
-        await self._check_stale_tail(snapshot)
-        operations = self._operations(user_id, turn, snapshot)
-        await self._client.transact_state(self._store, operations)
-        return True
+        await self._check_overwrites(plan)
+        for operations, appended in self._transactions(plan):
+            await self._client.transact_state(self._store, operations)
+            stored.update(appended)
 
-    async def _snapshot(self, user_id: str, turn: ConversationTurn) -> _Snapshot:
-        """Read the head, then marker, tail page and pending record in one bulk call.
+    async def _plan(self, batch: Sequence[UserTurn]) -> _Plan:
+        """Read the heads, then the markers, the pages to write and the pending records in
+        one bulk call, and sort the batch's turns into new ones and duplicates.
 
-        The others are read AFTER the head, never with it: a bulk read is no snapshot (daprd
-        reads its keys concurrently), and the head's ETag vouches for the records the append
-        writes only if they were read after it. A page read before a concurrent append and a
-        head read after it would pass the head's guard with a page guard that fails, and on a
-        store whose transactions are not atomic that writes a head without its page.
+        The others are read AFTER the heads, never with them: a bulk read is no snapshot
+        (daprd reads its keys concurrently), and a head's ETag vouches for the records the
+        append writes only if they were read after it. A page read before a concurrent append
+        and a head read after it would pass the head's guard with a page guard that fails, and
+        on a store whose transactions are not atomic that writes a head without its page.
         """
-        sid = turn.session_id
-        head_entry = await self._client.get_state(self._store, keys.head_key(sid))
-        head = parse(SessionHead, head_entry) or SessionHead(
-            session_id=sid, page_size=self._page_size
-        )
-        wanted = [
-            keys.marker_key(sid, turn.turn_id),
-            keys.page_key(sid, head.tail_page),
-            keys.pending_key(user_id),
-        ]
-        marker_entry, page_entry, pending_entry = await self._client.bulk_get_state(
-            self._store, wanted
-        )
-        page = parse(HistoryPage, page_entry) or HistoryPage()
-        return _Snapshot(head_entry, head, page_entry, page, marker_entry, pending_entry)
+        counts: dict[str, int] = {}
+        for item in batch:
+            counts[item.turn.session_id] = counts.get(item.turn.session_id, 0) + 1
+        read = await read_many(self._client, self._store, map(keys.head_key, counts))
+        sessions = {sid: self._session(sid, read[keys.head_key(sid)]) for sid in counts}
+        wanted = [keys.marker_key(*item.ident) for item in batch]
+        for sid, session in sessions.items():
+            wanted.extend(keys.page_key(sid, number) for number in session.pages(counts[sid]))
+        wanted.extend(keys.pending_key(item.user_id) for item in batch)
+        read |= await read_many(self._client, self._store, wanted)
+        firsts: dict[tuple[str, str], ConversationTurn] = {}
+        duplicates: set[tuple[str, str]] = set()
+        for item in batch:
+            if item.ident in firsts:  # the same turn twice in one batch
+                _check_same(firsts[item.ident], item.turn)
+                continue
+            firsts[item.ident] = item.turn
+            session = sessions[item.turn.session_id]
+            if await self._already_stored(item.turn, session.head, read):
+                duplicates.add(item.ident)
+            else:
+                session.new.append(item)
+        return _Plan(read, sessions, duplicates)
 
-    async def _already_stored(self, turn: ConversationTurn, snapshot: _Snapshot) -> bool:
+    def _session(self, session_id: str, entry: StateEntry | None) -> _Session:
+        head = parse(SessionHead, entry) or SessionHead(
+            session_id=session_id, page_size=self._page_size
+        )
+        return _Session(entry, head)
+
+    async def _already_stored(
+        self, turn: ConversationTurn, head: SessionHead, read: Entries
+    ) -> bool:
         """Whether the marker exists and the entry it points at really holds this turn.
 
         A stored turn with the same id but other content raises ``TurnConflictError``.
         """
-        marker = parse(TurnMarker, snapshot.marker_entry)
-        head = snapshot.head
+        marker = parse(TurnMarker, read[keys.marker_key(turn.session_id, turn.turn_id)])
         if marker is None or marker.index is None or marker.index >= head.entry_count:
             return False
-        page = snapshot.page
-        if head.page_of(marker.index) != head.tail_page:
-            key = keys.page_key(turn.session_id, head.page_of(marker.index))
-            page = (
-                parse(HistoryPage, await self._client.get_state(self._store, key)) or HistoryPage()
-            )
+        key = keys.page_key(turn.session_id, head.page_of(marker.index))
+        entry = read[key] if key in read else await self._client.get_state(self._store, key)
+        page = parse(HistoryPage, entry) or HistoryPage()
         slot = (marker.index % head.page_size) // 2
         if not (slot < len(page.turn_ids) and page.turn_ids[slot] == turn.turn_id):
             return False
@@ -241,42 +322,104 @@ class HistoryStore:
             raise TurnConflictError(turn.session_id, turn.turn_id)
         return True
 
-    async def _check_stale_tail(self, snapshot: _Snapshot) -> None:
-        """Refuse to truncate a page tail that a concurrent append may just have committed."""
-        if len(snapshot.page.entries) <= self._offset(snapshot.head):
+    async def _check_overwrites(self, plan: _Plan) -> None:
+        """Refuse to overwrite page entries that a concurrent append may just have committed:
+        where a page holds entries its head does not account for, the head must not have
+        moved since it was read."""
+        moved = plan.overwritten()
+        if not moved:
             return
-        fresh = await self._client.get_state(self._store, keys.head_key(snapshot.head.session_id))
-        before = snapshot.head_entry.etag if snapshot.head_entry else None
-        if (fresh.etag if fresh else None) != before:
-            raise ConflictError("the session head moved while reading its tail page")
+        fresh = await read_many(self._client, self._store, map(keys.head_key, moved))
+        for sid in moved:
+            now, before = fresh[keys.head_key(sid)], plan.sessions[sid].head_entry
+            if (now.etag if now else None) != (before.etag if before else None):
+                raise ConflictError(f"the head of session {sid} moved while reading its pages")
 
-    @staticmethod
-    def _offset(head: SessionHead) -> int:
-        """How many entries of the tail page the head accounts for."""
-        return head.entry_count - head.tail_page * head.page_size
+    def _transactions(self, plan: _Plan) -> list[tuple[list[StateOperation], set[tuple[str, str]]]]:
+        """The transactions of one attempt, and the turns each appends: whole users in each,
+        as many as fit in ``MAX_TRANSACTION_BYTES``, each head after every other write."""
+        by_user: dict[str, list[str]] = {}
+        for sid, session in plan.sessions.items():
+            if session.new:
+                by_user.setdefault(session.new[0].user_id, []).append(sid)
+        transactions: list[tuple[list[StateOperation], set[tuple[str, str]]]] = []
+        writes: list[StateOperation] = []
+        heads: list[StateOperation] = []
+        appended: set[tuple[str, str]] = set()
+        size = 0
+        for sids in by_user.values():
+            unit = self._user_writes(plan, sids)
+            unit_size = sum(len(to_json(op.request.value)) for op in [*unit[0], *unit[1]])
+            if writes and size + unit_size > MAX_TRANSACTION_BYTES:
+                transactions.append(([*writes, *heads], appended))
+                writes, heads, appended, size = [], [], set(), 0
+            writes.extend(unit[0])
+            heads.extend(unit[1])
+            appended.update(item.ident for sid in sids for item in plan.sessions[sid].new)
+            size += unit_size
+        if writes:
+            transactions.append(([*writes, *heads], appended))
+        return transactions
 
-    def _operations(
-        self, user_id: str, turn: ConversationTurn, snapshot: _Snapshot
-    ) -> list[StateOperation]:
-        """The transaction of one append, the head last (every record read with its ETag)."""
-        head, sid = snapshot.head, turn.session_id
-        marker = TurnMarker(user_id=user_id, index=head.entry_count)
-        pending = (parse(PendingTurns, snapshot.pending_entry) or PendingTurns()).with_turn(turn)
-        new_head = head.model_copy(
-            update={"entry_count": head.entry_count + 2, "updated_at": turn.timestamp}
-        )
-        writes: list[tuple[str, BaseModel]] = [
-            (keys.marker_key(sid, turn.turn_id), marker),
-            (keys.page_key(sid, head.tail_page), _next_page(snapshot, turn)),
-            (keys.pending_key(user_id), pending),
-            (keys.head_key(sid), new_head),
-        ]
-        read = snapshot.entries(user_id, turn)
-        pending_key, ttl = keys.pending_key(user_id), self._ttl
-        return [
-            guarded_upsert(key, value, read[key], ttl=None if key == pending_key else ttl)
-            for key, value in writes
-        ]
+    def _user_writes(
+        self, plan: _Plan, sids: list[str]
+    ) -> tuple[list[StateOperation], list[StateOperation]]:
+        """The writes that append the new turns of sessions ``sids`` (those of one user), and
+        the heads' writes, each guarded by the ETag it was read with."""
+        writes: list[tuple[str, BaseModel, int | None]] = []
+        head_writes: list[tuple[str, BaseModel, int | None]] = []
+        pending: dict[str, list[ConversationTurn]] = {}
+        for sid in sids:
+            session = plan.sessions[sid]
+            head = session.head
+            for n, item in enumerate(session.new):
+                marker = TurnMarker(user_id=item.user_id, index=head.entry_count + 2 * n)
+                writes.append((keys.marker_key(*item.ident), marker, self._ttl))
+                pending.setdefault(item.user_id, []).append(item.turn)
+            for number, page in _next_pages(session, plan.read):
+                writes.append((keys.page_key(sid, number), page, self._ttl))
+            new_head = head.model_copy(
+                update={
+                    "entry_count": head.entry_count + 2 * len(session.new),
+                    "updated_at": session.new[-1].turn.timestamp,
+                }
+            )
+            head_writes.append((keys.head_key(sid), new_head, self._ttl))
+        for user_id, turns in pending.items():
+            key = keys.pending_key(user_id)
+            record = parse(PendingTurns, plan.read[key]) or PendingTurns()
+            writes.append((key, record.with_turns(turns), None))
+        return _guarded(writes, plan.read), _guarded(head_writes, plan.read)
+
+
+def _guarded(
+    writes: list[tuple[str, BaseModel, int | None]], read: Entries
+) -> list[StateOperation]:
+    """Each (key, value, ttl) as an upsert guarded by the ETag the key was read with."""
+    return [guarded_upsert(key, value, read[key], ttl=ttl) for key, value, ttl in writes]
+
+
+def _rounds(batch: Sequence[UserTurn]) -> list[Sequence[UserTurn]]:
+    """The batch in rounds of consecutive turns holding at most ``ROUND_CHARS`` characters of
+    text (at least one turn each), so that one round's transactions stay small."""
+    rounds: list[Sequence[UserTurn]] = []
+    start, chars = 0, 0
+    for index, item in enumerate(batch):
+        size = len(item.turn.user_message) + len(item.turn.assistant_reply)
+        if index > start and chars + size > ROUND_CHARS:
+            rounds.append(batch[start:index])
+            start, chars = index, 0
+        chars += size
+    if start < len(batch):
+        rounds.append(batch[start:])
+    return rounds
+
+
+def _check_same(first: ConversationTurn, again: ConversationTurn) -> None:
+    """A turn given twice must say the same both times."""
+    said = (first.user_message, first.assistant_reply)
+    if (again.user_message, again.assistant_reply) != said:
+        raise TurnConflictError(again.session_id, again.turn_id)
 
 
 def _window(head: SessionHead, limit: int | None) -> tuple[int, range]:
@@ -288,13 +431,27 @@ def _window(head: SessionHead, limit: int | None) -> tuple[int, range]:
     return start, range(head.page_of(start), head.page_of(head.entry_count - 1) + 1)
 
 
-def _next_page(snapshot: _Snapshot, turn: ConversationTurn) -> HistoryPage:
-    """The tail page with ``turn`` appended after the entries the head accounts for."""
-    offset = snapshot.head.entry_count - snapshot.head.tail_page * snapshot.head.page_size
-    return HistoryPage(
-        entries=[*snapshot.page.entries[:offset], *_entries_of(turn)],
-        turn_ids=[*snapshot.page.turn_ids[: offset // 2], turn.turn_id],
-    )
+def _next_pages(session: _Session, read: Entries) -> list[tuple[int, HistoryPage]]:
+    """The pages the session's new turns go to: the tail page's entries that the head accounts
+    for, then the new turns' entries, in pages of ``page_size``."""
+    head, size = session.head, session.head.page_size
+    tail = parse(HistoryPage, read[keys.page_key(head.session_id, head.tail_page)])
+    tail = tail or HistoryPage()
+    entries = [*tail.entries[: session.offset]]
+    turn_ids = [*tail.turn_ids[: session.offset // 2]]
+    for item in session.new:
+        entries.extend(_entries_of(item.turn))
+        turn_ids.append(item.turn.turn_id)
+    return [
+        (
+            number,
+            HistoryPage(
+                entries=entries[k * size : (k + 1) * size],
+                turn_ids=turn_ids[k * size // 2 : (k + 1) * size // 2],
+            ),
+        )
+        for k, number in enumerate(session.pages(len(session.new)))
+    ]
 
 
 def _entries_of(turn: ConversationTurn) -> list[ConversationEntry]:

@@ -58,6 +58,13 @@ FACT_RESPONSES: Responses = {
     **error_responses({404: "The user has no fact of that id (or the path names no route)."}),
 }
 SUBSCRIBER_RESPONSES = error_responses({**_EVENT_CONTENT, **_INTERNAL})
+BULK_SUBSCRIBER_RESPONSES = error_responses(
+    {
+        422: "The body is not a bulk delivery (its entries' events are not checked: an entry "
+        "whose event is not a valid CloudEvent is answered `DROP`).",
+        **_INTERNAL,
+    }
+)
 
 _EVENT_MEDIA_TYPES = ("application/cloudevents+json", "application/json")
 

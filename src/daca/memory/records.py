@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -50,10 +51,12 @@ class PendingTurns(BaseModel):
 
     turns: list[ConversationTurn] = Field(default_factory=list)
 
-    def with_turn(self, turn: ConversationTurn) -> PendingTurns:
-        """A copy with ``turn`` added once (a turn already present is not repeated)."""
-        others = [t for t in self.turns if (t.session_id, t.turn_id) != _ident(turn)]
-        return PendingTurns(turns=[*others, turn])
+    def with_turns(self, turns: Sequence[ConversationTurn]) -> PendingTurns:
+        """A copy with ``turns`` added at the end (a turn already present moves there: each
+        (session, turn id) is kept once)."""
+        added = {_ident(turn): turn for turn in turns}
+        others = [t for t in self.turns if _ident(t) not in added]
+        return PendingTurns(turns=[*others, *added.values()])
 
     def without(self, covered: list[ConversationTurn]) -> PendingTurns:
         """A copy without the ``covered`` turns."""

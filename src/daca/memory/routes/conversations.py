@@ -9,8 +9,13 @@ from fastapi import APIRouter, Path
 from daca.contracts.ids import Identifier
 from daca.contracts.models import ConversationHistory
 from daca.memory.deps import AppToken, Envelope, Limit, Services
-from daca.memory.events import TopicResponse
-from daca.memory.openapi import BY_ID_RESPONSES, CLOUD_EVENT_BODY, SUBSCRIBER_RESPONSES
+from daca.memory.events import BulkEnvelope, BulkTopicResponse, EntryStatus, TopicResponse
+from daca.memory.openapi import (
+    BULK_SUBSCRIBER_RESPONSES,
+    BY_ID_RESPONSES,
+    CLOUD_EVENT_BODY,
+    SUBSCRIBER_RESPONSES,
+)
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[AppToken])
 
@@ -34,3 +39,19 @@ async def get_conversation(
 async def handle_conversation_event(envelope: Envelope, services: Services) -> TopicResponse:
     """Dapr delivers ``conversations`` events here; always HTTP 200 with a Dapr status."""
     return TopicResponse(status=await services.events.handle(envelope))
+
+
+@router.post("/bulk", response_model=BulkTopicResponse, responses=BULK_SUBSCRIBER_RESPONSES)
+async def handle_conversation_events(
+    envelope: BulkEnvelope, services: Services
+) -> BulkTopicResponse:
+    """Dapr delivers ``conversations`` events here in bulk (a subscription with
+    ``bulkSubscribe`` enabled): their turns are stored together, and each entry gets its
+    status (an entry whose ``event`` is not a valid CloudEvent is ``DROP``)."""
+    statuses = await services.events.handle_many(envelope.events())
+    return BulkTopicResponse(
+        statuses=[
+            EntryStatus(entry_id=entry.entry_id, status=status)
+            for entry, status in zip(envelope.entries, statuses, strict=True)
+        ]
+    )
