@@ -17,8 +17,6 @@ from tests.engines import Engine, SidecarHandle, per_engine
 from tests.runtime.api.helpers import eventually, raw_redis
 from tests.runtime.harness import FakeApp, running_app, write_components
 
-PUBSUB_BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
-
 RESILIENCY = """---
 apiVersion: dapr.io/v1alpha1
 kind: Resiliency
@@ -55,17 +53,6 @@ def subscription_yaml(
         f"---\napiVersion: dapr.io/{version}\nkind: Subscription\nmetadata:\n  name: sub-{topic}"
         f"\nspec:\n  pubsubname: pubsub\n  topic: {topic}\n{routing}{dlq}"
     )
-
-
-@pytest.fixture(params=PUBSUB_BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def redis_address(backend: str, request: pytest.FixtureRequest) -> str | None:
-    return request.getfixturevalue("redis_url") if backend == "redis" else None
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ import pytest
 from daca.runtime.cel import UnsupportedExpressionError, compile_match
 from daca.runtime.errors import ComponentError
 from daca.runtime.loader import load_configuration, load_resources
-from daca.runtime.resources import RetryPolicy, RouteRule
+from daca.runtime.resources import BulkSubscribe, RetryPolicy, RouteRule
 
 STATESTORE = """
 apiVersion: dapr.io/v1alpha1
@@ -614,6 +614,38 @@ def test_bulk_subscribe_is_typed_as_in_daprd(tmp_path: Path) -> None:
     assert load_error(tmp_path).endswith(
         "field 'spec.bulkSubscribe.maxMessagesCount' must be an integer, got 'many'"
     )
+
+
+def test_bulk_subscribe_settings_reach_the_subscription(tmp_path: Path) -> None:
+    bulk = "bulkSubscribe: {enabled: true, maxMessagesCount: 7, maxAwaitDurationMs: 250}"
+    write(
+        tmp_path,
+        "sub.yaml",
+        V2_SUB.replace("bulkSubscribe: {enabled: false, maxMessagesCount: 100}", bulk),
+    )
+    (sub,) = load_resources([tmp_path], "app").subscriptions
+    assert sub.bulk_subscribe == BulkSubscribe(True, 7, 250)
+    assert (sub.bulk_subscribe.messages, sub.bulk_subscribe.await_seconds) == (7, 0.25)
+
+
+def test_bulk_subscribe_defaults_are_daprds(tmp_path: Path) -> None:
+    write(tmp_path, "sub.yaml", V2_SUB.replace("maxMessagesCount: 100", "maxMessagesCount: 0"))
+    (sub,) = load_resources([tmp_path], "app").subscriptions
+    assert not sub.bulk_subscribe.enabled
+    assert (sub.bulk_subscribe.messages, sub.bulk_subscribe.await_seconds) == (100, 1.0)
+
+
+@pytest.mark.parametrize("field", ["maxMessagesCount", "maxAwaitDurationMs"])
+def test_negative_bulk_subscribe_limits_are_refused(tmp_path: Path, field: str) -> None:
+    bulk = f"bulkSubscribe: {{enabled: true, {field}: -1}}"
+    path = write(
+        tmp_path,
+        "sub.yaml",
+        V2_SUB.replace("bulkSubscribe: {enabled: false, maxMessagesCount: 100}", bulk),
+    )
+    error = load_error(tmp_path)
+    assert error.startswith(str(path))
+    assert f"field 'spec.bulkSubscribe.{field}'" in error
 
 
 def test_a_configuration_of_the_wrong_shape_names_its_field(tmp_path: Path) -> None:

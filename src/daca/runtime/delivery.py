@@ -18,14 +18,15 @@ pub/sub backend and, per message:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from daca.runtime.appchannel import AppChannel, request_body
 from daca.runtime.cel import MatchError
@@ -48,6 +49,8 @@ from daca.runtime.subscriptions import Router
 from daca.runtime.ttl import has_expired
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Outcome(enum.Enum):
@@ -104,8 +107,11 @@ def read_outcome(status: int, content: bytes) -> Outcome:
     return Outcome.DROP if answer == "DROP" else Outcome.RETRY
 
 
-class Delivery:
-    """Delivers one subscription's messages to the app (the handler given to the backend)."""
+class DeliveryBase:
+    """What one-by-one (:class:`Delivery`) and bulk delivery
+    (:class:`daca.runtime.bulkdelivery.BulkDelivery`) share: the subscription's route, its
+    ``rawPayload`` setting, the inbound retry policy and timeout, the POST to the app and the
+    dead-letter topic."""
 
     def __init__(
         self,
@@ -125,6 +131,102 @@ class Delivery:
         self._retry = retry
         self._timeout = timeout
         self._raw_setting = spec.metadata.get("rawPayload", "")
+
+    def _raw_payload(self) -> bool:
+        if not self._raw_setting:
+            return False
+        try:
+            return parse_go_bool(self._raw_setting)
+        except ValueError:
+            raise EnvelopeError(
+                f"subscription metadata rawPayload {self._raw_setting!r} is not a boolean"
+            ) from None
+
+    def _raw_envelope(self, message: Message) -> dict[str, Any]:
+        """daprd's synthetic CloudEvent for a ``rawPayload`` message."""
+        return raw_payload_envelope(
+            message.data,
+            topic=self.spec.topic,
+            pubsub=self.spec.pubsubname,
+            metadata=message.metadata,
+        )
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[T]], failed: Callable[[T], bool]
+    ) -> T:
+        """``attempt``, again after each delay of the inbound retry policy while its result
+        ``failed`` (no policy: once); the last result."""
+        delays = retry_delays(self._retry) if self._retry else iter(())
+        while True:
+            result = await attempt()
+            if not failed(result):
+                return result
+            delay = next(delays, None)
+            if delay is None:
+                return result
+            await asyncio.sleep(delay)
+
+    @contextlib.contextmanager
+    def _consumer_span(
+        self, route: str, traceparent: str | None, tracestate: str | None
+    ) -> Iterator[tuple[Span, dict[str, str]]]:
+        """The span of one POST to ``route`` and the trace headers the app gets."""
+        attributes = {"messaging.destination.name": self.spec.topic, "dapr.route": route}
+        with child_span(
+            f"pubsub/{self.spec.topic}",
+            traceparent,
+            tracestate,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            fresh=False,
+        ) as (span, trace_headers):
+            yield span, trace_headers
+
+    def _url(self, route: str) -> str:
+        return self._channel.base_url + "/" + route.lstrip("/")
+
+    def _limit(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self._timeout)
+
+    async def _send(
+        self, url: str, body: bytes, headers: dict[str, str], limit: aiohttp.ClientTimeout
+    ) -> tuple[int, bytes]:
+        """POST the event; a connection closed before any answer (a kept-alive connection the
+        app closed as it was reused, as uvicorn does after its keep-alive timeout) is tried
+        once more at once on a new connection, as Go's HTTP client does, instead of becoming
+        a RETRY that waits for the broker's redelivery. (Go retries only what it knows was not
+        written; an app that died mid-request gets the event once more here, which
+        at-least-once delivery allows.)"""
+        headers = self._channel.headers(headers)
+        try:
+            return await _post(self._channel.session, url, body, headers, limit)
+        except _UNANSWERED as exc:
+            logger.info("delivery to %s: connection closed unanswered (%r); once more", url, exc)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as fresh:
+            return await _post(fresh, url, body, headers, limit)
+
+    def _count(self, outcome: Outcome, started: float) -> None:
+        """One event in ``dapr_component_pubsub_ingress_*``."""
+        if self._metrics is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            name = self.spec.pubsubname
+            self._metrics.ingress(name, self.spec.topic, outcome.value.lower(), elapsed)
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        topic = self.spec.dead_letter_topic
+        if not topic:
+            logger.warning("%s (topic %s); no dead-letter topic: dropped", reason, self.spec.topic)
+            return
+        await self._pubsub.publish(topic, message.data, message.metadata)
+        logger.warning(
+            "%s (topic %s); sent to dead-letter topic %s", reason, self.spec.topic, topic
+        )
+
+
+class Delivery(DeliveryBase):
+    """Delivers one subscription's messages to the app one by one (the handler given to the
+    backend)."""
 
     async def __call__(self, message: Message) -> None:
         message = Message(
@@ -166,24 +268,9 @@ class Delivery:
     def _envelope(self, message: Message) -> tuple[dict[str, Any], bytes]:
         """The event and the bytes sent for it; only the subscription's ``rawPayload`` counts."""
         if self._raw_payload():
-            envelope = raw_payload_envelope(
-                message.data,
-                topic=self.spec.topic,
-                pubsub=self.spec.pubsubname,
-                metadata=message.metadata,
-            )
+            envelope = self._raw_envelope(message)
             return envelope, encode(envelope)
         return read_envelope(message.data), message.data
-
-    def _raw_payload(self) -> bool:
-        if not self._raw_setting:
-            return False
-        try:
-            return parse_go_bool(self._raw_setting)
-        except ValueError:
-            raise EnvelopeError(
-                f"subscription metadata rawPayload {self._raw_setting!r} is not a boolean"
-            ) from None
 
     async def _settle(self, message: Message, envelope: dict[str, Any], outcome: Outcome) -> None:
         event_id = envelope.get("id")
@@ -199,15 +286,10 @@ class Delivery:
     async def _deliver(
         self, route: str, body: bytes, envelope: Mapping[str, Any], metadata: Mapping[str, str]
     ) -> Outcome:
-        delays = retry_delays(self._retry) if self._retry else iter(())
-        while True:
-            outcome = await self._post(route, body, envelope, metadata)
-            if outcome is not Outcome.RETRY:
-                return outcome
-            delay = next(delays, None)
-            if delay is None:
-                return outcome
-            await asyncio.sleep(delay)
+        return await self._with_retries(
+            lambda: self._post(route, body, envelope, metadata),
+            lambda outcome: outcome is Outcome.RETRY,
+        )
 
     async def _post(
         self, route: str, body: bytes, envelope: Mapping[str, Any], metadata: Mapping[str, str]
@@ -216,21 +298,14 @@ class Delivery:
             **delivery_headers(metadata, envelope),
             "content-type": CLOUDEVENTS_CONTENT_TYPE,
         }
-        url = self._channel.base_url + "/" + route.lstrip("/")
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
-        attributes = {"messaging.destination.name": self.spec.topic, "dapr.route": route}
-        with child_span(
-            f"pubsub/{self.spec.topic}",
-            headers.pop("traceparent", None),
-            headers.pop("tracestate", None),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            fresh=False,
+        url = self._url(route)
+        with self._consumer_span(
+            route, headers.pop("traceparent", None), headers.pop("tracestate", None)
         ) as (span, trace_headers):
             headers.update(trace_headers)
             started = time.perf_counter()
             try:
-                status, content = await self._send(url, body, headers, timeout)
+                status, content = await self._send(url, body, headers, self._limit())
             except (aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("delivering event %s to %s failed: %r", envelope.get("id"), url, exc)
                 span.set_status(StatusCode.ERROR, type(exc).__name__)
@@ -248,38 +323,3 @@ class Delivery:
                 outcome.value,
             )
         return outcome
-
-    async def _send(
-        self, url: str, body: bytes, headers: dict[str, str], limit: aiohttp.ClientTimeout
-    ) -> tuple[int, bytes]:
-        """POST the event; a connection closed before any answer (a kept-alive connection the
-        app closed as it was reused, as uvicorn does after its keep-alive timeout) is tried
-        once more at once on a new connection, as Go's HTTP client does, instead of becoming
-        a RETRY that waits for the broker's redelivery. (Go retries only what it knows was not
-        written; an app that died mid-request gets the event once more here, which
-        at-least-once delivery allows.)"""
-        headers = self._channel.headers(headers)
-        try:
-            return await _post(self._channel.session, url, body, headers, limit)
-        except _UNANSWERED as exc:
-            logger.info("delivery to %s: connection closed unanswered (%r); once more", url, exc)
-        connector = aiohttp.TCPConnector(force_close=True)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as fresh:
-            return await _post(fresh, url, body, headers, limit)
-
-    def _count(self, outcome: Outcome, started: float) -> None:
-        """One attempt in ``dapr_component_pubsub_ingress_*``."""
-        if self._metrics is not None:
-            elapsed = (time.perf_counter() - started) * 1000
-            name = self.spec.pubsubname
-            self._metrics.ingress(name, self.spec.topic, outcome.value.lower(), elapsed)
-
-    async def _dead_letter(self, message: Message, reason: str) -> None:
-        topic = self.spec.dead_letter_topic
-        if not topic:
-            logger.warning("%s (topic %s); no dead-letter topic: dropped", reason, self.spec.topic)
-            return
-        await self._pubsub.publish(topic, message.data, message.metadata)
-        logger.warning(
-            "%s (topic %s); sent to dead-letter topic %s", reason, self.spec.topic, topic
-        )

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from daca.runtime.cel import UnsupportedExpressionError, compile_match
 from daca.runtime.documents import (
@@ -55,6 +55,7 @@ from daca.runtime.documents import (
 from daca.runtime.errors import ComponentError
 from daca.runtime.resiliency import parse_resiliency
 from daca.runtime.resources import (
+    BulkSubscribe,
     ComponentSpec,
     ResiliencySpec,
     Resources,
@@ -65,6 +66,7 @@ from daca.runtime.resources import (
 logger = logging.getLogger(__name__)
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+NonNegative = Annotated[int, Field(ge=0)]
 _LOADED_KINDS = ("Component", "Subscription", "Resiliency")
 
 
@@ -118,9 +120,11 @@ class _Routes(Checked):
 
 
 class _BulkSubscribe(Checked):
+    """daprd's ``BulkSubscribe``; a negative limit is refused (daprd would fail to subscribe)."""
+
     enabled: bool = False
-    max_messages_count: int = 0
-    max_await_duration_ms: int = 0
+    max_messages_count: NonNegative = 0
+    max_await_duration_ms: NonNegative = 0
 
 
 class _SubscriptionSpec(Checked):
@@ -340,4 +344,9 @@ def _subscription(where: Where, body: dict[str, Any]) -> SubscriptionSpec:
         metadata=dict(spec.metadata),
         name=subscription.metadata.name,
         source=where.file,
+        bulk_subscribe=BulkSubscribe(
+            enabled=spec.bulk_subscribe.enabled,
+            max_messages_count=spec.bulk_subscribe.max_messages_count,
+            max_await_duration_ms=spec.bulk_subscribe.max_await_duration_ms,
+        ),
     )

@@ -69,6 +69,30 @@ class RouteRule:
     path: str
 
 
+#: daprd's batch limits when a subscription leaves them 0 or unset (``default_bulksub.go``).
+DEFAULT_BULK_MESSAGES = 100
+DEFAULT_BULK_AWAIT_MS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSubscribe:
+    """A subscription's ``bulkSubscribe`` settings as written; 0 means daprd's default."""
+
+    enabled: bool = False
+    max_messages_count: int = 0
+    max_await_duration_ms: int = 0
+
+    @property
+    def messages(self) -> int:
+        """Entries at most in one batch."""
+        return self.max_messages_count or DEFAULT_BULK_MESSAGES
+
+    @property
+    def await_seconds(self) -> float:
+        """How long the first message of a pending batch waits for the others."""
+        return (self.max_await_duration_ms or DEFAULT_BULK_AWAIT_MS) / 1000
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionSpec:
     """A subscription of this app to one topic, normalised to the v2alpha1 shape."""
@@ -82,6 +106,7 @@ class SubscriptionSpec:
     type: SubscriptionType = "DECLARATIVE"
     name: str | None = None
     source: str | None = None
+    bulk_subscribe: BulkSubscribe = BulkSubscribe()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext
 from daca.runtime.appchannel import AppChannel
+from daca.runtime.bulkdelivery import BulkDelivery
 from daca.runtime.config import SidecarConfig
 from daca.runtime.delivery import Delivery
 from daca.runtime.invoke import Invoker
@@ -265,7 +266,8 @@ class Sidecar:
                 "subscription to %s: pubsub %r is not loaded; skipped", spec.topic, spec.pubsubname
             )
             return
-        delivery = Delivery(
+        kind = BulkDelivery if spec.bulk_subscribe.enabled else Delivery
+        delivery = kind(
             spec,
             pubsub,
             channel,
@@ -282,18 +284,19 @@ class Sidecar:
             )  # fmt: skip
             return
         concurrency = int(given) if given else component.get_int("concurrency", DEFAULT_CONCURRENCY)
-        self._subscriptions.append(
-            await pubsub.subscribe(
-                spec.topic, delivery, group=self.config.app_id, concurrency=concurrency
-            )
+        subscription = await pubsub.subscribe(
+            spec.topic, delivery, group=self.config.app_id, concurrency=concurrency
         )
+        if isinstance(delivery, BulkDelivery):
+            subscription = delivery.subscription(subscription)
+        self._subscriptions.append(subscription)
         ctx.subscriptions.append(spec)
         logger.info(
             "subscribed %r to %s/%s (%s)",
             self.config.app_id,
             spec.pubsubname,
             spec.topic,
-            spec.type.lower(),
+            spec.type.lower() + (", bulk" if spec.bulk_subscribe.enabled else ""),
         )
 
     async def _fetch_programmatic(self) -> list[SubscriptionSpec]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from daca.runtime.cel import Match, MatchError, cel_event, compile_match
-from daca.runtime.resources import RouteRule, SubscriptionSpec
+from daca.runtime.resources import BulkSubscribe, RouteRule, SubscriptionSpec
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,11 @@ def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
     if not rules and not default:
         logger.warning("subscription to %s has no route; skipped", entry["topic"])
         return None
+    bulk = _bulk_subscribe(entry.get("bulkSubscribe"))
+    if bulk is None:
+        topic = entry["topic"]
+        logger.error("subscription to %s: bulkSubscribe limits must be >= 0; skipped", topic)
+        return None
     spec = SubscriptionSpec(
         pubsubname=str(entry["pubsubname"]),
         topic=str(entry["topic"]),
@@ -80,6 +85,7 @@ def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
         dead_letter_topic=entry.get("deadLetterTopic") or None,
         metadata={str(k): str(v) for k, v in (entry.get("metadata") or {}).items()},
         type="PROGRAMMATIC",
+        bulk_subscribe=bulk,
     )
     try:
         Router(spec)
@@ -87,6 +93,16 @@ def _programmatic_entry(entry: object) -> SubscriptionSpec | None:
         logger.error("subscription to %s skipped: %s", spec.topic, exc)
         return None
     return spec
+
+
+def _bulk_subscribe(given: object) -> BulkSubscribe | None:
+    """An entry's ``bulkSubscribe`` object (camelCase keys); ``None`` when a limit is negative."""
+    if not isinstance(given, dict):
+        return BulkSubscribe()
+    count, wait = given.get("maxMessagesCount") or 0, given.get("maxAwaitDurationMs") or 0
+    if not isinstance(count, int) or not isinstance(wait, int) or count < 0 or wait < 0:
+        return None
+    return BulkSubscribe(bool(given.get("enabled")), count, wait)
 
 
 def merge_subscriptions(
