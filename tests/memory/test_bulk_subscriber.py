@@ -189,3 +189,14 @@ async def test_two_replicas_appending_batches_of_the_same_sessions_keep_every_tu
         assert sorted(await contents(first, "s1")) == sorted(said(range(40)))
         assert sorted(await contents(first, "s2")) == sorted(said(range(40)))
     assert sidecar.transaction_conflicts > 0
+
+
+async def test_an_unreadable_pending_record_drops_its_users_turns_and_is_left_alone(
+    client: httpx.AsyncClient, sidecar: FakeSidecar
+) -> None:
+    """The turns already pending are copied unvalidated, but the record's shape is checked."""
+    sidecar.put("pending:alice", {"turns": "not a list"})
+    body = bulk(*turns("s1", range(2)), *turns("s2", range(1), user="bob"))
+    assert await deliver_bulk(client, body) == ["DROP", "DROP", "SUCCESS"]
+    assert sidecar.value("pending:alice") == {"turns": "not a list"}
+    assert await contents(client, "s2") == said(range(1))

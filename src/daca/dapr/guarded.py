@@ -25,8 +25,12 @@ from daca.dapr.models import StateEntry, StateOperation, StateWrite
 logger = logging.getLogger(__name__)
 
 
+#: A record's value: a model, or the JSON object it is stored as.
+Value = BaseModel | dict[str, Any]
+
+
 def guarded_write(
-    key: str, value: BaseModel, read: StateEntry | None, *, ttl: int | None = None
+    key: str, value: Value, read: StateEntry | None, *, ttl: int | None = None
 ) -> StateWrite:
     """A save that succeeds only if ``key`` is unchanged since ``read``.
 
@@ -40,7 +44,7 @@ def guarded_write(
 
 
 def guarded_upsert(
-    key: str, value: BaseModel, read: StateEntry | None, *, ttl: int | None = None
+    key: str, value: Value, read: StateEntry | None, *, ttl: int | None = None
 ) -> StateOperation:
     """A transaction upsert of a record that exists, guarded by the ETag it was read with.
 

@@ -52,19 +52,26 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_json
 
 from daca.contracts.models import ConversationEntry, ConversationHistory, ConversationTurn
 from daca.dapr.client import DaprClient
-from daca.dapr.guarded import create_missing, guarded_upsert
+from daca.dapr.guarded import Value, create_missing, guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
 from daca.dapr.retry import ConflictError, retry_on_conflict
 from daca.memory import keys
-from daca.memory.errors import TurnConflictError
+from daca.memory.errors import CorruptRecordError, TurnConflictError
 from daca.memory.keyedlock import KeyedLocks
-from daca.memory.records import HistoryPage, PendingTurns, SessionHead, TurnMarker
+from daca.memory.records import (
+    HistoryPage,
+    PendingTurns,
+    SessionHead,
+    TurnMarker,
+    pending_with,
+)
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import Entries, parse, read_many
 
@@ -122,16 +129,24 @@ class _Plan:
     def missing(self) -> dict[str, BaseModel]:
         """The records the writes need that do not exist yet, with their empty values."""
         empty: dict[str, BaseModel] = {}
+
+        def absent(key: str) -> bool:
+            return key not in empty and self.read.get(key) is None
+
         for sid, session in self.sessions.items():
             if not session.new:
                 continue
-            empty[keys.head_key(sid)] = session.head
+            if absent(key := keys.head_key(sid)):
+                empty[key] = session.head
             for number in session.pages(len(session.new)):
-                empty[keys.page_key(sid, number)] = HistoryPage()
+                if absent(key := keys.page_key(sid, number)):
+                    empty[key] = HistoryPage()
             for item in session.new:
-                empty[keys.marker_key(sid, item.turn.turn_id)] = TurnMarker(user_id=item.user_id)
-                empty[keys.pending_key(item.user_id)] = PendingTurns()
-        return {key: value for key, value in empty.items() if self.read.get(key) is None}
+                if absent(key := keys.marker_key(*item.ident)):
+                    empty[key] = TurnMarker(user_id=item.user_id)
+                if absent(key := keys.pending_key(item.user_id)):
+                    empty[key] = PendingTurns()
+        return empty
 
     def overwritten(self) -> list[str]:
         """The sessions whose written pages hold entries their head does not account for."""
@@ -279,7 +294,7 @@ class HistoryStore:
         wanted = [keys.marker_key(*item.ident) for item in batch]
         for sid, session in sessions.items():
             wanted.extend(keys.page_key(sid, number) for number in session.pages(counts[sid]))
-        wanted.extend(keys.pending_key(item.user_id) for item in batch)
+        wanted.extend(map(keys.pending_key, dict.fromkeys(item.user_id for item in batch)))
         read |= await read_many(self._client, self._store, wanted)
         firsts: dict[tuple[str, str], ConversationTurn] = {}
         duplicates: set[tuple[str, str]] = set()
@@ -366,8 +381,8 @@ class HistoryStore:
     ) -> tuple[list[StateOperation], list[StateOperation]]:
         """The writes that append the new turns of sessions ``sids`` (those of one user), and
         the heads' writes, each guarded by the ETag it was read with."""
-        writes: list[tuple[str, BaseModel, int | None]] = []
-        head_writes: list[tuple[str, BaseModel, int | None]] = []
+        writes: list[tuple[str, Value, int | None]] = []
+        head_writes: list[tuple[str, Value, int | None]] = []
         pending: dict[str, list[ConversationTurn]] = {}
         for sid in sids:
             session = plan.sessions[sid]
@@ -387,16 +402,23 @@ class HistoryStore:
             head_writes.append((keys.head_key(sid), new_head, self._ttl))
         for user_id, turns in pending.items():
             key = keys.pending_key(user_id)
-            record = parse(PendingTurns, plan.read[key]) or PendingTurns()
-            writes.append((key, record.with_turns(turns), None))
+            writes.append((key, _pending_with(plan.read[key], turns), None))
         return _guarded(writes, plan.read), _guarded(head_writes, plan.read)
 
 
-def _guarded(
-    writes: list[tuple[str, BaseModel, int | None]], read: Entries
-) -> list[StateOperation]:
+def _guarded(writes: list[tuple[str, Value, int | None]], read: Entries) -> list[StateOperation]:
     """Each (key, value, ttl) as an upsert guarded by the ETag the key was read with."""
     return [guarded_upsert(key, value, read[key], ttl=ttl) for key, value, ttl in writes]
+
+
+def _pending_with(entry: StateEntry | None, turns: list[ConversationTurn]) -> dict[str, Any]:
+    """The user's pending record with ``turns`` added (``records.pending_with``)."""
+    try:
+        return pending_with(entry.value if entry is not None else None, turns)
+    except ValueError:
+        assert entry is not None
+        logger.error("stored record %r is not a valid PendingTurns", entry.key)
+        raise CorruptRecordError(entry.key, PendingTurns.__name__) from None
 
 
 def _rounds(batch: Sequence[UserTurn]) -> list[Sequence[UserTurn]]:

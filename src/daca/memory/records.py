@@ -51,13 +51,6 @@ class PendingTurns(BaseModel):
 
     turns: list[ConversationTurn] = Field(default_factory=list)
 
-    def with_turns(self, turns: Sequence[ConversationTurn]) -> PendingTurns:
-        """A copy with ``turns`` added at the end (a turn already present moves there: each
-        (session, turn id) is kept once)."""
-        added = {_ident(turn): turn for turn in turns}
-        others = [t for t in self.turns if _ident(t) not in added]
-        return PendingTurns(turns=[*others, *added.values()])
-
     def without(self, covered: list[ConversationTurn]) -> PendingTurns:
         """A copy without the ``covered`` turns."""
         done = {_ident(turn) for turn in covered}
@@ -68,6 +61,29 @@ class DeadLetters(BaseModel):
     """The most recent dead-lettered CloudEvents, oldest first."""
 
     events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def pending_with(stored: Any, turns: Sequence[ConversationTurn]) -> dict[str, Any]:
+    """The stored value of a ``PendingTurns`` record (``None``: none yet) with ``turns`` added
+    at the end (a turn already present moves there: each (session, turn id) is kept once).
+
+    The turns already there are copied, not validated: an append only passes them on, and
+    parsing them all on every append would cost as much as the record is long (the summarizer,
+    which reads them, checks them). Only the record's shape is checked (``ValueError``).
+    """
+    kept = [] if stored is None else _stored_turns(stored)
+    added = {_ident(turn): turn.model_dump(mode="json") for turn in turns}
+    others = [turn for turn in kept if (turn["session_id"], turn["turn_id"]) not in added]
+    return {"turns": [*others, *added.values()]}
+
+
+def _stored_turns(stored: Any) -> list[dict[str, Any]]:
+    turns = stored.get("turns") if isinstance(stored, dict) else None
+    if not isinstance(turns, list) or not all(
+        isinstance(turn, dict) and "session_id" in turn and "turn_id" in turn for turn in turns
+    ):
+        raise ValueError("not a pending-turns record")
+    return turns
 
 
 def _ident(turn: ConversationTurn) -> tuple[str, str]:
