@@ -11,7 +11,6 @@ the store's, word for word (see :meth:`StateStore.parse_ttl` and the backends).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -113,11 +112,15 @@ async def save_state(request: Request) -> Response:
             )
         )
 
-    async def save(write: _Write) -> None:
-        await store.set(write.set_request(store))
-
-    # Item by item and in parallel, as daprd: one failing item does not stop the others.
-    results = await asyncio.gather(*(save(write) for write in writes), return_exceptions=True)
+    # Item by item, as daprd: one failing item does not stop the others.
+    requests: list[SetRequest] = []
+    results: list[BaseException | None] = []
+    for write in writes:
+        try:
+            requests.append(write.set_request(store))
+        except StoreError as refused:
+            results.append(refused)
+    results += await store.bulk_set(requests)
     errors: list[StoreError] = []
     for result in results:
         if isinstance(result, StoreError):

@@ -20,6 +20,7 @@ A mismatch's message is the backend's daprd counterpart's explanation (possibly 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -103,6 +104,11 @@ class StateStore(abc.ABC):
     async def bulk_get(self, keys: Sequence[str]) -> list[StateItem | None]:
         """Items in key order (``None`` for missing keys)."""
         return [await self.get(key) for key in keys]
+
+    async def bulk_set(self, requests: Sequence[SetRequest]) -> list[BaseException | None]:
+        """Write each item on its own (as daprd's ``BulkSet``: one failing item does not stop
+        the others); for each, its error or ``None``."""
+        return await asyncio.gather(*map(self.set, requests), return_exceptions=True)
 
     @abc.abstractmethod
     def parse_ttl(self, raw: str) -> int | None:

@@ -170,6 +170,31 @@ class RedisStateStore(StateStore):
     async def set(self, request: SetRequest) -> None:
         await self.transact([request])
 
+    async def bulk_set(self, requests: Sequence[SetRequest]) -> list[BaseException | None]:
+        """Each item its own script, all in one pipelined round trip (no MULTI: each item
+        succeeds or fails on its own, as with separate saves)."""
+        client, script = self._started()
+        results: list[BaseException | None] = [None] * len(requests)
+        sent: list[int] = []
+        with self._store_errors():
+            async with client.pipeline(transaction=False) as pipe:
+                for index, request in enumerate(requests):
+                    try:
+                        args = self._script_args(request)
+                    except StoreError as exc:
+                        results[index] = exc
+                        continue
+                    await script(keys=[request.key], args=args, client=pipe)
+                    sent.append(index)
+                replies = await pipe.execute(raise_on_error=False) if sent else []
+        for index, reply in zip(sent, replies, strict=True):
+            if isinstance(reply, RedisError):
+                name, address = self.spec.name, self.settings.address
+                results[index] = StoreError(f"redis state store {name!r} at {address}: {reply}")
+            elif int(reply):
+                results[index] = self._mismatch(requests[index])
+        return results
+
     async def delete(self, request: DeleteRequest) -> None:
         await self.transact([request])
 
