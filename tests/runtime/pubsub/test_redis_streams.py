@@ -152,6 +152,33 @@ async def test_failed_entry_is_acked_after_success(make: Make, raw: Redis) -> No
     assert attempts[0] == attempts[1]
 
 
+async def xack_calls(raw: Redis) -> int:
+    stats: Any = await raw.info("commandstats")
+    return int(stats.get("cmdstat_xack", {}).get("calls", 0))
+
+
+async def test_entries_settled_together_are_acknowledged_in_one_xack(
+    make: Make, raw: Redis
+) -> None:
+    """Handlers that return in the same turn of the loop (as a bulk delivery's do) share one
+    XACK, and every entry is acknowledged."""
+    pubsub = await make()
+    gate, arrived = asyncio.Event(), []
+
+    async def handler(message: Message) -> None:
+        arrived.append(message.id)
+        await gate.wait()
+
+    await pubsub.subscribe("orders", handler, group="app", concurrency=20)
+    for n in range(20):
+        await pubsub.publish("orders", str(n).encode(), {})
+    await eventually(lambda: len(arrived) == 20)
+    before = await xack_calls(raw)
+    gate.set()
+    await eventually(lambda: nothing_pending(raw, "orders", "app"))
+    assert await xack_calls(raw) - before == 1
+
+
 async def test_pending_entry_survives_a_dead_runtime(make: Make, raw: Redis) -> None:
     dead = await make(drain_timeout=0.05, processingTimeout="300ms", redeliverInterval="50ms")
     started = asyncio.Event()

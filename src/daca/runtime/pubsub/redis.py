@@ -6,7 +6,8 @@ Layout (what daprd writes and reads):
 - subscribe: ``XGROUP CREATE <topic> <group> 0 MKSTREAM`` (a new group reads the whole stream),
   where the group is the ``consumerID`` metadata or else the app-id, and the consumer name is the
   group name; then ``XREADGROUP GROUP <group> <group> COUNT queueDepth BLOCK readTimeout``;
-- a handler returning → ``XACK``; raising → the entry stays pending;
+- a handler returning → ``XACK`` (the entries whose handlers return in the same turn of the event
+  loop, as a bulk delivery's do, in one ``XACK``); raising → the entry stays pending;
 - every ``redeliverInterval`` (and once at subscribe time) pending entries idle for at least
   ``processingTimeout`` are ``XCLAIM``ed and delivered again; entries gone from the stream are
   acknowledged. ``0`` for either setting turns reclaiming off.
@@ -113,6 +114,9 @@ class _StreamSubscription(Subscription):
         self._workers = Workers(self._buffer, self._deliver, size)
         self._loops: list[asyncio.Task[None]] = []
         self._running = False
+        self._acks: list[bytes] = []
+        self._acked: asyncio.Future[None] | None = None
+        self._ack_tasks: set[asyncio.Task[None]] = set()
 
     def _is_running(self) -> bool:
         return self._running
@@ -239,12 +243,34 @@ class _StreamSubscription(Subscription):
             self._in_flight.discard(entry_id)
 
     async def _ack(self, entry_id: bytes) -> None:
+        """Acknowledge ``entry_id`` in one ``XACK`` with every entry acknowledged in the same turn
+        of the event loop (a bulk delivery settles hundreds at once); return once it is sent."""
+        if self._acked is None:
+            loop = asyncio.get_running_loop()
+            self._acked = loop.create_future()
+            loop.call_soon(self._send_acks)
+        acked = self._acked
+        self._acks.append(entry_id)
+        await asyncio.shield(acked)
+
+    def _send_acks(self) -> None:
+        ids, acked = self._acks, self._acked
+        self._acks, self._acked = [], None
+        assert acked is not None
+        task = asyncio.create_task(self._xack(ids, acked))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _xack(self, ids: list[bytes], acked: asyncio.Future[None]) -> None:
         try:
-            await self._client.xack(self._topic, self._group, entry_id)
+            await self._client.xack(self._topic, self._group, *ids)
         except (RedisError, OSError) as exc:
             logger.warning(
-                "redis pubsub: XACK %s failed (%s); it will be redelivered", entry_id, exc
-            )
+                "redis pubsub: XACK of %d entries failed (%s); they will be redelivered",
+                len(ids), exc,
+            )  # fmt: skip
+        finally:
+            acked.set_result(None)
 
 
 class RedisPubSub(PubSub):
