@@ -66,11 +66,11 @@ async def test_a_turn_is_one_trace_across_services_and_sidecars(
     assert "GET /memories/{user_id}/context" in names, names
 
     if engine.name == "daca":
-        assert "POST /conversations/bulk" in names, names  # the turn's delivery: the append
+        assert "POST /bulk/conversations" in names, names  # the turn's delivery: the append
         # The sidecars' spans: each invocation and the delivery, parents of the app's spans.
         assert "CallLocal/agent-memory-service/memories/ada/context" in names, names
         [delivery] = named(turn, "pubsub/conversations")
-        [append] = named(turn, "POST /conversations/bulk")
+        [append] = named(turn, "POST /bulk/conversations")
         assert append.parent is not None and delivery.context is not None
         assert append.parent.span_id == delivery.context.span_id
         # Connected: every span's parent is a span of the trace.
@@ -80,7 +80,7 @@ async def test_a_turn_is_one_trace_across_services_and_sidecars(
 
     # The summary starts its own trace, linked to the handling of the turn it covers.
     assert summary.context is not None and summary.context.trace_id != trace_id
-    [append] = named(finished, "POST /conversations/bulk")
+    [append] = named(finished, "POST /bulk/conversations")
     assert append.context is not None
     assert [link.context.span_id for link in summary.links] == [append.context.span_id]
     summary_trace = [

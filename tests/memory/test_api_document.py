@@ -96,7 +96,7 @@ def test_the_app_token_is_documented_where_it_is_checked() -> None:
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "dapr-api-token")
     paths = with_token["paths"]
     for path, method in (("/memories/{user_id}", "get"), ("/conversations", "post"),
-                         ("/conversations/bulk", "post"),
+                         ("/bulk/conversations", "post"),
                          ("/deadletters/replay", "post")):  # fmt: skip
         assert paths[path][method]["security"] == [{"AppApiToken": []}]
         assert "401" in paths[path][method]["responses"]

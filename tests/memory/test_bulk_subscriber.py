@@ -1,4 +1,4 @@
-"""``POST /conversations/bulk``: a bulk delivery's turns are stored together, each entry answered.
+"""``POST /bulk/conversations``: a bulk delivery's turns are stored together, each entry answered.
 
 The entries are daprd's ``BulkSubscribeMessageItem`` (``entryId``, ``event``, ``metadata``,
 ``contentType``); the answer is ``{"statuses": [{"entryId", "status"}]}``.
@@ -40,7 +40,7 @@ def bulk(*events: Any) -> dict[str, Any]:
 
 async def deliver_bulk(client: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
     """POST a bulk delivery; the answer must be 200 with one status per entry, in order."""
-    response = await client.post("/conversations/bulk", json=body)
+    response = await client.post("/bulk/conversations", json=body)
     assert response.status_code == 200, response.text
     statuses = response.json()["statuses"]
     assert [s["entryId"] for s in statuses] == [e["entryId"] for e in body["entries"]]
@@ -165,7 +165,7 @@ async def test_long_turns_are_appended_in_rounds_and_large_writes_in_several_tra
 
 
 async def test_a_body_that_is_no_bulk_delivery_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/conversations/bulk", json=envelope(conversation()))
+    response = await client.post("/bulk/conversations", json=envelope(conversation()))
     assert response.status_code == 422
     assert "entries" in response.text
 

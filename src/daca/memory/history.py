@@ -124,7 +124,6 @@ class _Plan:
 
     read: dict[str, StateEntry | None]
     sessions: dict[str, _Session]
-    duplicates: set[tuple[str, str]]
 
     def missing(self) -> dict[str, BaseModel]:
         """The records the writes need that do not exist yet, with their empty values."""
@@ -297,18 +296,15 @@ class HistoryStore:
         wanted.extend(map(keys.pending_key, dict.fromkeys(item.user_id for item in batch)))
         read |= await read_many(self._client, self._store, wanted)
         firsts: dict[tuple[str, str], ConversationTurn] = {}
-        duplicates: set[tuple[str, str]] = set()
         for item in batch:
             if item.ident in firsts:  # the same turn twice in one batch
                 _check_same(firsts[item.ident], item.turn)
                 continue
             firsts[item.ident] = item.turn
             session = sessions[item.turn.session_id]
-            if await self._already_stored(item.turn, session.head, read):
-                duplicates.add(item.ident)
-            else:
+            if not await self._already_stored(item.turn, session.head, read):
                 session.new.append(item)
-        return _Plan(read, sessions, duplicates)
+        return _Plan(read, sessions)
 
     def _session(self, session_id: str, entry: StateEntry | None) -> _Session:
         head = parse(SessionHead, entry) or SessionHead(

@@ -60,6 +60,7 @@ FACT_RESPONSES: Responses = {
 SUBSCRIBER_RESPONSES = error_responses({**_EVENT_CONTENT, **_INTERNAL})
 BULK_SUBSCRIBER_RESPONSES = error_responses(
     {
+        400: "The body cannot be read: it is not UTF-8 text.",
         422: "The body is not a bulk delivery (its entries' events are not checked: an entry "
         "whose event is not a valid CloudEvent is answered `DROP`).",
         **_INTERNAL,

@@ -1,4 +1,5 @@
-"""``/conversations``: session histories and the ``conversations`` topic subscriber."""
+"""``/conversations``: session histories and the ``conversations`` topic subscriber, one event
+per delivery (``POST /conversations``) or in bulk (``POST /bulk/conversations``)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from daca.memory.openapi import (
     SUBSCRIBER_RESPONSES,
 )
 
-router = APIRouter(prefix="/conversations", tags=["conversations"], dependencies=[AppToken])
+router = APIRouter(tags=["conversations"], dependencies=[AppToken])
 
 SessionId = Annotated[Identifier, Path()]
 
 
-@router.get("/{session_id}", response_model=ConversationHistory, responses=BY_ID_RESPONSES)
+@router.get(
+    "/conversations/{session_id}", response_model=ConversationHistory, responses=BY_ID_RESPONSES
+)
 async def get_conversation(
     session_id: SessionId, services: Services, limit: Limit
 ) -> ConversationHistory:
@@ -31,7 +34,7 @@ async def get_conversation(
 
 
 @router.post(
-    "",
+    "/conversations",
     response_model=TopicResponse,
     responses=SUBSCRIBER_RESPONSES,
     openapi_extra=CLOUD_EVENT_BODY,
@@ -41,7 +44,9 @@ async def handle_conversation_event(envelope: Envelope, services: Services) -> T
     return TopicResponse(status=await services.events.handle(envelope))
 
 
-@router.post("/bulk", response_model=BulkTopicResponse, responses=BULK_SUBSCRIBER_RESPONSES)
+@router.post(
+    "/bulk/conversations", response_model=BulkTopicResponse, responses=BULK_SUBSCRIBER_RESPONSES
+)
 async def handle_conversation_events(
     envelope: BulkEnvelope, services: Services
 ) -> BulkTopicResponse:
