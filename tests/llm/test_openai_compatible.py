@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from agents import Agent, RunConfig, Runner
 from openai import APIStatusError
 
+from daca.chat.agent import ChatAgent
 from daca.contracts.models import ConversationTurn
 from daca.llm.factory import ModelChoice, build_model
 from daca.llm.prompts import SUMMARY_MARKER
@@ -183,3 +185,19 @@ async def test_an_unreadable_memory_answer_is_a_summary_error(
     with pytest.raises(SummaryError):
         await writer.write(None, [TURN])
     await writer.aclose()
+
+
+async def test_one_chat_agent_gives_each_concurrent_turn_its_own_instructions(
+    fake_llm: FakeOpenAIServer,
+) -> None:
+    """The chat's one ``Agent`` reads each turn's instructions from that run's context."""
+    choice = build_model(settings_for(fake_llm))
+    agent = ChatAgent(choice.model, timeout=5, max_turns=3)
+    replies = await asyncio.gather(
+        *(agent.reply(f"You talk to user {n}.", f"hi {n}", turn_id=f"t{n}") for n in range(8))
+    )
+    await choice.aclose()
+    assert replies == ["This is the fake LLM."] * 8
+    prompts = {request.messages[-1]["content"]: request.system_prompt
+               for request in fake_llm.requests}  # fmt: skip
+    assert prompts == {f"hi {n}": f"You talk to user {n}." for n in range(8)}
