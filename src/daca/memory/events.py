@@ -153,8 +153,13 @@ class EventHandler:
                 for index, envelope in conversations:
                     statuses[index] = await self._outcome(envelope, self._conversations([envelope]))
             except (DaprClientError, MemoryServiceError) as exc:
-                for index, envelope in conversations:
-                    statuses[index] = self._retried(envelope, exc)
+                self._counters.events_retried += len(batch)
+                logger.warning(
+                    "a batch of %d turns: transient failure (%s), RETRY", len(batch),
+                    type(exc).__name__,
+                )  # fmt: skip
+                for index, _ in conversations:
+                    statuses[index] = "RETRY"
             else:
                 for index, _ in conversations:
                     statuses[index] = self._handled()
@@ -169,17 +174,16 @@ class EventHandler:
             logger.warning("event %s: %s; DROP (dead-lettered, kept)", envelope.id, exc)
             return "DROP"
         except (DaprClientError, MemoryServiceError) as exc:
-            return self._retried(envelope, exc)
+            self._counters.events_retried += 1
+            logger.warning(
+                "event %s: transient failure (%s), RETRY", envelope.id, type(exc).__name__
+            )
+            return "RETRY"
         return self._handled()
 
     def _handled(self) -> Status:
         self._counters.events_handled += 1
         return "SUCCESS"
-
-    def _retried(self, envelope: CloudEvent, exc: Exception) -> Status:
-        self._counters.events_retried += 1
-        logger.warning("event %s: transient failure (%s), RETRY", envelope.id, type(exc).__name__)
-        return "RETRY"
 
     async def _register(self, envelope: CloudEvent) -> None:
         event = envelope.data
