@@ -49,6 +49,7 @@ were read after it. What can be left behind:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -124,6 +125,13 @@ class _Plan:
 
     read: dict[str, StateEntry | None]
     sessions: dict[str, _Session]
+    _pages: dict[str, HistoryPage | None] = field(default_factory=dict)
+
+    def page(self, key: str) -> HistoryPage | None:
+        """The page read under ``key``, parsed once however often it is asked for."""
+        if key not in self._pages:
+            self._pages[key] = parse(HistoryPage, self.read[key])
+        return self._pages[key]
 
     def missing(self) -> dict[str, BaseModel]:
         """The records the writes need that do not exist yet, with their empty values."""
@@ -152,7 +160,7 @@ class _Plan:
         moved = []
         for sid, session in self.sessions.items():
             for number in session.pages(len(session.new)):
-                page = parse(HistoryPage, self.read[keys.page_key(sid, number)])
+                page = self.page(keys.page_key(sid, number))
                 kept = session.offset if number == session.head.tail_page else 0
                 if page is not None and len(page.entries) > kept:
                     moved.append(sid)
@@ -285,9 +293,7 @@ class HistoryStore:
         and a head read after it would pass the head's guard with a page guard that fails, and
         on a store whose transactions are not atomic that writes a head without its page.
         """
-        counts: dict[str, int] = {}
-        for item in batch:
-            counts[item.turn.session_id] = counts.get(item.turn.session_id, 0) + 1
+        counts = Counter(item.turn.session_id for item in batch)
         read = await read_many(self._client, self._store, map(keys.head_key, counts))
         sessions = {sid: self._session(sid, read[keys.head_key(sid)]) for sid in counts}
         wanted = [keys.marker_key(*item.ident) for item in batch]
@@ -295,6 +301,7 @@ class HistoryStore:
             wanted.extend(keys.page_key(sid, number) for number in session.pages(counts[sid]))
         wanted.extend(map(keys.pending_key, dict.fromkeys(item.user_id for item in batch)))
         read |= await read_many(self._client, self._store, wanted)
+        plan = _Plan(read, sessions)
         firsts: dict[tuple[str, str], ConversationTurn] = {}
         for item in batch:
             if item.ident in firsts:  # the same turn twice in one batch
@@ -302,9 +309,9 @@ class HistoryStore:
                 continue
             firsts[item.ident] = item.turn
             session = sessions[item.turn.session_id]
-            if not await self._already_stored(item.turn, session.head, read):
+            if not await self._already_stored(item.turn, session.head, plan):
                 session.new.append(item)
-        return _Plan(read, sessions)
+        return plan
 
     def _session(self, session_id: str, entry: StateEntry | None) -> _Session:
         head = parse(SessionHead, entry) or SessionHead(
@@ -312,19 +319,18 @@ class HistoryStore:
         )
         return _Session(entry, head)
 
-    async def _already_stored(
-        self, turn: ConversationTurn, head: SessionHead, read: Entries
-    ) -> bool:
+    async def _already_stored(self, turn: ConversationTurn, head: SessionHead, plan: _Plan) -> bool:
         """Whether the marker exists and the entry it points at really holds this turn.
 
         A stored turn with the same id but other content raises ``TurnConflictError``.
         """
-        marker = parse(TurnMarker, read[keys.marker_key(turn.session_id, turn.turn_id)])
+        marker = parse(TurnMarker, plan.read[keys.marker_key(turn.session_id, turn.turn_id)])
         if marker is None or marker.index is None or marker.index >= head.entry_count:
             return False
         key = keys.page_key(turn.session_id, head.page_of(marker.index))
-        entry = read[key] if key in read else await self._client.get_state(self._store, key)
-        page = parse(HistoryPage, entry) or HistoryPage()
+        if key not in plan.read:  # an earlier page: a redelivery of an older turn
+            plan.read[key] = await self._client.get_state(self._store, key)
+        page = plan.page(key) or HistoryPage()
         slot = (marker.index % head.page_size) // 2
         if not (slot < len(page.turn_ids) and page.turn_ids[slot] == turn.turn_id):
             return False
@@ -387,7 +393,7 @@ class HistoryStore:
                 marker = TurnMarker(user_id=item.user_id, index=head.entry_count + 2 * n)
                 writes.append((keys.marker_key(*item.ident), marker, self._ttl))
                 pending.setdefault(item.user_id, []).append(item.turn)
-            for number, page in _next_pages(session, plan.read):
+            for number, page in _next_pages(session, plan):
                 writes.append((keys.page_key(sid, number), page, self._ttl))
             new_head = head.model_copy(
                 update={
@@ -449,12 +455,11 @@ def _window(head: SessionHead, limit: int | None) -> tuple[int, range]:
     return start, range(head.page_of(start), head.page_of(head.entry_count - 1) + 1)
 
 
-def _next_pages(session: _Session, read: Entries) -> list[tuple[int, HistoryPage]]:
+def _next_pages(session: _Session, plan: _Plan) -> list[tuple[int, HistoryPage]]:
     """The pages the session's new turns go to: the tail page's entries that the head accounts
     for, then the new turns' entries, in pages of ``page_size``."""
     head, size = session.head, session.head.page_size
-    tail = parse(HistoryPage, read[keys.page_key(head.session_id, head.tail_page)])
-    tail = tail or HistoryPage()
+    tail = plan.page(keys.page_key(head.session_id, head.tail_page)) or HistoryPage()
     entries = [*tail.entries[: session.offset]]
     turn_ids = [*tail.turn_ids[: session.offset // 2]]
     for item in session.new:
