@@ -13,9 +13,13 @@ event loop once (so concurrent callers interleave as they would over a network; 
 in-process path never suspends by itself) and is counted (``requests``, ``bytes_sent``);
 ``down`` makes every request fail with a connection error, and ``fail_transactions`` answers
 every transaction with the error the runtime gives a failing store, without forwarding it.
-``transactions`` counts the transactions sent, ``transaction_conflicts`` those the runtime
-refused. ``value``, ``put``,
-``etag``, ``delete`` and ``keys`` read and write the state store directly, under the key prefix
+``partial_transactions`` runs a transaction without rollback, as daprd runs one on Redis
+(each operation its own guarded script inside MULTI/EXEC): the operations are applied one
+after another, each as a transaction of its own, those whose guard holds stay applied, and
+any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. (Other requests
+may run between them, where MULTI/EXEC would isolate them: a superset of daprd's outcomes.) ``transactions`` counts the transactions sent,
+``transaction_conflicts`` those the runtime refused. ``value``, ``put``, ``etag``, ``delete``
+and ``keys`` read and write the state store directly, under the key prefix
 the runtime gives the app's keys (``agent-memory-service||``).
 """
 
@@ -71,6 +75,7 @@ class FakeSidecar:
         #: The sidecar is down from the request after this many (``requests``) on.
         self.down_after: int | None = None
         self.fail_transactions = False
+        self.partial_transactions = False
         self.transaction_conflicts = 0
         self.transactions = 0
         self.requests = 0
@@ -142,12 +147,33 @@ class _Transport(httpx.AsyncBaseTransport):
         sidecar.transactions += transaction
         if transaction and sidecar.fail_transactions:
             return _store_failure()
-        response = await self._runtime.handle_async_request(request)
+        if transaction and sidecar.partial_transactions:
+            response = await self._without_rollback(request)
+        else:
+            response = await self._runtime.handle_async_request(request)
         if transaction and response.status_code == 500:
             await response.aread()
             if response.json().get("errorCode") == "ERR_STATE_TRANSACTION":
                 sidecar.transaction_conflicts += 1
         return response
+
+    async def _without_rollback(self, request: httpx.Request) -> httpx.Response:
+        """The transaction's operations one by one, each a transaction of its own; the first
+        failure's answer (after all were tried), or the last success's."""
+        body = json.loads(request.content)
+        failed: httpx.Response | None = None
+        response = None
+        for operation in body["operations"]:
+            single = httpx.Request(
+                request.method, request.url, headers={"content-type": "application/json"},
+                content=json.dumps({**body, "operations": [operation]}).encode(),
+            )  # fmt: skip
+            response = await self._runtime.handle_async_request(single)
+            await response.aread()
+            if response.status_code >= 400 and failed is None:
+                failed = response
+        assert response is not None, "a transaction without operations"
+        return failed or response
 
 
 def _store_failure() -> httpx.Response:

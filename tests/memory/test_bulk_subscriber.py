@@ -200,3 +200,34 @@ async def test_an_unreadable_pending_record_drops_its_users_turns_and_is_left_al
     assert await deliver_bulk(client, body) == ["DROP", "DROP", "SUCCESS"]
     assert sidecar.value("pending:alice") == {"turns": "not a list"}
     assert await contents(client, "s2") == said(range(1))
+
+
+async def test_replicas_appending_sessions_of_one_user_without_rollback_keep_every_turn_pending(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """Two replicas append different sessions of one user at once, on a store whose
+    transactions do not roll back (daprd on Redis): a transaction whose pending-record guard
+    fails still commits its head. Every stored turn must still reach the pending record, once,
+    or the summary and search would never see it."""
+    sidecar.partial_transactions = True
+    sessions = [f"s{n}" for n in range(4)]
+    events = {sid: turns(sid, range(12)) for sid in sessions}
+    batches = [bulk(*events[sid][n : n + 2]) for n in range(0, 12, 2) for sid in sessions]
+    waiting = memory_settings(
+        summary_debounce_seconds=3600, summary_max_delay_seconds=3600,
+        summary_max_pending_turns=1000,
+    )  # fmt: skip
+    async with (
+        running_app(sidecar, writer, waiting) as first,
+        running_app(sidecar, writer, waiting) as second,
+    ):
+        replicas = (first, second)
+        answers = await asyncio.gather(
+            *(deliver_bulk(replicas[n % 2], body) for n, body in enumerate(batches))
+        )
+        assert answers == [["SUCCESS"] * 2] * len(batches)
+        for sid in sessions:
+            assert await contents(first, sid) == said(range(12))
+    assert sidecar.transaction_conflicts > 0
+    pending = [(t["session_id"], t["turn_id"]) for t in sidecar.value("pending:alice")["turns"]]
+    assert sorted(pending) == sorted((sid, f"{sid}-{n}") for sid in sessions for n in range(12))

@@ -43,7 +43,14 @@ were read after it. What can be left behind:
   appends the turn and replaces the stale marker with its ETag;
 * a pending-turn record that already holds the turn: the turn is kept once per
   (session, turn id), so a retry does not duplicate it. If the event later dead-letters, the
-  summary may mention a turn that history lacks; no stored turn is ever lost.
+  summary may mention a turn that history lacks; no stored turn is ever lost;
+* a head written without its user's pending record: the record is shared by the user's
+  sessions, so its guard can fail (another replica appended another of the user's sessions)
+  where the head's holds. The retry finds the turn stored, sees that its failed transaction
+  held it and that the record lacks it, and writes it to the record (``_plan``). Only a crash
+  between the failed transaction and its retry, or a retry that gives up, leaves such a turn
+  out of the summary and search (it stays in history); a redelivery cannot tell it from a turn
+  summarised since.
 """
 
 from __future__ import annotations
@@ -71,12 +78,16 @@ from daca.memory.records import (
     PendingTurns,
     SessionHead,
     TurnMarker,
+    is_pending,
     pending_with,
 )
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import Entries, parse, read_many
 
 logger = logging.getLogger(__name__)
+
+#: A turn's identity: (session id, turn id).
+Ident = tuple[str, str]
 
 #: The largest transaction body a batch writes at once (estimated from its values); daprd
 #: refuses request bodies over 4 MiB by default. A single user's writes are never split.
@@ -105,6 +116,14 @@ class _Session:
     head_entry: StateEntry | None
     head: SessionHead
     new: list[UserTurn] = field(default_factory=list)
+    #: Turns found stored that a failed transaction of this call wrote, and whose user's
+    #: pending record lacks them: they are written to it again (see ``_plan``).
+    recovered: list[UserTurn] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[UserTurn]:
+        """The turns this attempt adds to their users' pending records."""
+        return [*self.recovered, *self.new]
 
     def pages(self, turns: int) -> range:
         """The pages that ``turns`` more turns are written to (none for none)."""
@@ -201,7 +220,7 @@ class HistoryStore:
             for user_id in sorted({item.user_id for item in batch}):
                 await stack.enter_async_context(self._user_locks.hold(user_id))
             for part in _rounds(batch):
-                await self._append_round(part, stored)
+                await self._append_round(part, stored, suspects=set())
         seen: set[tuple[str, str]] = set()
         results = []
         for item in batch:
@@ -209,8 +228,11 @@ class HistoryStore:
             seen.add(item.ident)
         return results
 
-    async def _append_round(self, batch: Sequence[UserTurn], stored: set[tuple[str, str]]) -> None:
-        """Append the turns of one round (their users' locks held)."""
+    async def _append_round(
+        self, batch: Sequence[UserTurn], stored: set[Ident], *, suspects: set[Ident]
+    ) -> None:
+        """Append the turns of one round (their users' locks held); ``suspects`` collects the
+        turns of the round's failed transactions, for the retries."""
         markers: dict[str, BaseModel] = {
             keys.marker_key(*item.ident): TurnMarker(user_id=item.user_id) for item in batch
         }
@@ -218,7 +240,7 @@ class HistoryStore:
         first = batch[0].turn
         more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
         await retry_on_conflict(
-            lambda: self._append_once(batch, stored),
+            lambda: self._append_once(batch, stored, suspects),
             attempts=self._attempts,
             what=f"append {first.session_id}/{first.turn_id}{more}",
             on_conflict=self._on_conflict,
@@ -270,20 +292,26 @@ class HistoryStore:
             return []
         return page.entries[: head.entry_count - number * head.page_size]
 
-    async def _append_once(self, batch: Sequence[UserTurn], stored: set[tuple[str, str]]) -> None:
+    async def _append_once(
+        self, batch: Sequence[UserTurn], stored: set[Ident], suspects: set[Ident]
+    ) -> None:
         """One optimistic attempt: read, set duplicates aside, write the transactions (adding
-        what each stored to ``stored``)."""
-        plan = await self._plan(batch)
+        what each stored to ``stored``, and what each failed one held to ``suspects``)."""
+        plan = await self._plan(batch, suspects)
         if await create_missing(self._client, self._store, plan.missing(), plan.read):
-            plan = await self._plan(batch)
+            plan = await self._plan(batch, suspects)
             if plan.missing():  # e.g. a head moved on to a page nobody created yet
                 raise ConflictError("records missing after creating them")
         await self._check_overwrites(plan)
         for operations, appended in self._transactions(plan):
-            await self._client.transact_state(self._store, operations)
+            try:
+                await self._client.transact_state(self._store, operations)
+            except Exception:
+                suspects.update(appended)
+                raise
             stored.update(appended)
 
-    async def _plan(self, batch: Sequence[UserTurn]) -> _Plan:
+    async def _plan(self, batch: Sequence[UserTurn], suspects: set[Ident]) -> _Plan:
         """Read the heads, then the markers, the pages to write and the pending records in
         one bulk call, and sort the batch's turns into new ones and duplicates.
 
@@ -292,6 +320,13 @@ class HistoryStore:
         append writes only if they were read after it. A page read before a concurrent append
         and a head read after it would pass the head's guard with a page guard that fails, and
         on a store whose transactions are not atomic that writes a head without its page.
+
+        On such a store a transaction can also fail on a pending record and still write the
+        heads of other sessions (another replica wrote the record meanwhile): the retry finds
+        those turns stored. A turn found stored that one of this call's failed transactions
+        held (a suspect) and that its user's pending record lacks never reached it, and is
+        added to it again. (It cannot have been summarised since: the summary would have had
+        to read the record holding it and commit between the failed transaction and this read.)
         """
         counts = Counter(item.turn.session_id for item in batch)
         read = await read_many(self._client, self._store, map(keys.head_key, counts))
@@ -311,6 +346,11 @@ class HistoryStore:
             session = sessions[item.turn.session_id]
             if not await self._already_stored(item.turn, session.head, plan):
                 session.new.append(item)
+            elif item.ident in suspects and not _is_pending(plan, item):
+                session.recovered.append(item)
+        recovered = sum(len(session.recovered) for session in sessions.values())
+        if recovered:
+            logger.info("%d stored turns had not reached pending records; adding them", recovered)
         return plan
 
     def _session(self, session_id: str, entry: StateEntry | None) -> _Session:
@@ -357,8 +397,8 @@ class HistoryStore:
         as many as fit in ``MAX_TRANSACTION_BYTES``, each head after every other write."""
         by_user: dict[str, list[str]] = {}
         for sid, session in plan.sessions.items():
-            if session.new:
-                by_user.setdefault(session.new[0].user_id, []).append(sid)
+            if session.pending:
+                by_user.setdefault(session.pending[0].user_id, []).append(sid)
         transactions: list[tuple[list[StateOperation], set[tuple[str, str]]]] = []
         writes: list[StateOperation] = []
         heads: list[StateOperation] = []
@@ -372,7 +412,7 @@ class HistoryStore:
                 writes, heads, appended, size = [], [], set(), 0
             writes.extend(unit[0])
             heads.extend(unit[1])
-            appended.update(item.ident for sid in sids for item in plan.sessions[sid].new)
+            appended.update(item.ident for sid in sids for item in plan.sessions[sid].pending)
             size += unit_size
         if writes:
             transactions.append(([*writes, *heads], appended))
@@ -389,6 +429,10 @@ class HistoryStore:
         for sid in sids:
             session = plan.sessions[sid]
             head = session.head
+            for item in session.recovered:
+                pending.setdefault(item.user_id, []).append(item.turn)
+            if not session.new:
+                continue
             for n, item in enumerate(session.new):
                 marker = TurnMarker(user_id=item.user_id, index=head.entry_count + 2 * n)
                 writes.append((keys.marker_key(*item.ident), marker, self._ttl))
@@ -411,6 +455,16 @@ class HistoryStore:
 def _guarded(writes: list[tuple[str, Value, int | None]], read: Entries) -> list[StateOperation]:
     """Each (key, value, ttl) as an upsert guarded by the ETag the key was read with."""
     return [guarded_upsert(key, value, read[key], ttl=ttl) for key, value, ttl in writes]
+
+
+def _is_pending(plan: _Plan, item: UserTurn) -> bool:
+    """Whether the user's pending record, as read, holds the turn (an unreadable record is
+    reported by the write that follows)."""
+    entry = plan.read[keys.pending_key(item.user_id)]
+    try:
+        return entry is not None and is_pending(entry.value, *item.ident)
+    except ValueError:
+        return False
 
 
 def _pending_with(entry: StateEntry | None, turns: list[ConversationTurn]) -> dict[str, Any]:

@@ -77,6 +77,15 @@ def pending_with(stored: Any, turns: Sequence[ConversationTurn]) -> dict[str, An
     return {"turns": [*others, *added.values()]}
 
 
+def is_pending(stored: Any, session_id: str, turn_id: str) -> bool:
+    """Whether the stored value of a ``PendingTurns`` record holds the turn (``ValueError``
+    when it is no such record)."""
+    return any(
+        (turn["session_id"], turn["turn_id"]) == (session_id, turn_id)
+        for turn in _stored_turns(stored)
+    )
+
+
 def _stored_turns(stored: Any) -> list[dict[str, Any]]:
     turns = stored.get("turns") if isinstance(stored, dict) else None
     if not isinstance(turns, list) or not all(
