@@ -16,11 +16,10 @@ every transaction with the error the runtime gives a failing store, without forw
 ``partial_transactions`` runs a transaction without rollback, as daprd runs one on Redis
 (each operation its own guarded script inside MULTI/EXEC): the operations are applied one
 after another, each as a transaction of its own, those whose guard holds stay applied, and
-any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. (Other requests
-may run between them, where MULTI/EXEC would isolate them: a superset of daprd's outcomes.) ``transactions`` counts the transactions sent,
-``transaction_conflicts`` those the runtime refused. ``value``, ``put``, ``etag``, ``delete``
-and ``keys`` read and write the state store directly, under the key prefix
-the runtime gives the app's keys (``agent-memory-service||``).
+any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. ``transactions``
+counts the transactions sent, ``transaction_conflicts`` those the runtime refused. ``value``,
+``put``, ``etag``, ``delete`` and ``keys`` read and write the state store directly, under the
+key prefix the runtime gives the app's keys (``agent-memory-service||``).
 """
 
 from __future__ import annotations

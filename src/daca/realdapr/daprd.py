@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -23,35 +22,10 @@ from pathlib import Path
 import httpx
 
 from daca.runtime.config import SidecarConfig
+from daca.runtime.net import free_port
 
 #: Upper bound for a daprd to answer /v1.0/healthz (it usually takes ~0.2 s).
 START_TIMEOUT = 30.0
-
-
-#: Where daprd's fixed ports come from: below the kernel's ephemeral range
-#: (``/proc/sys/net/ipv4/ip_local_port_range``, 32768-60999 by default), so a port chosen now
-#: and bound by daprd later cannot meanwhile be handed to another socket asking for port 0.
-_FIXED_PORTS = range(20000, 32000)
-_handed_out: set[int] = set()
-
-
-def fixed_port() -> int:
-    """A loopback port outside the ephemeral range, free now and not handed out before by this
-    process (the OS's ``bind(0)`` would pick from the ephemeral range, where a port released
-    now may be taken by anyone before daprd binds it)."""
-    start = (os.getpid() * 7919) % len(_FIXED_PORTS)
-    for offset in range(len(_FIXED_PORTS)):
-        port = _FIXED_PORTS[(start + offset) % len(_FIXED_PORTS)]
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free port left in {_FIXED_PORTS}")
 
 
 class DaprdStartError(RuntimeError):
@@ -86,7 +60,7 @@ class LoopbackNetwork:
     config_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ports = {app_id: fixed_port() for app_id in self.app_ids}
+        self.ports = {app_id: free_port() for app_id in self.app_ids}
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_file = self.directory / "loopback-config.yaml"
         self.config_file.write_text(loopback_configuration(self.ports))
@@ -113,7 +87,7 @@ class DaprdSidecar:
         self.config = config
         self.network = network
         self.log_file = logs / f"daprd-{config.app_id}-{os.getpid()}-{id(self)}.log"
-        self._http_port = config.http_port or fixed_port()
+        self._http_port = config.http_port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,7 +105,7 @@ class DaprdSidecar:
             "--app-id", cfg.app_id,
             "--mode", "standalone",
             "--dapr-http-port", str(self._http_port),
-            "--dapr-grpc-port", str(fixed_port()),
+            "--dapr-grpc-port", str(free_port()),
             "--dapr-internal-grpc-port", str(self.network.internal_port(cfg.app_id)),
             "--dapr-listen-addresses", "127.0.0.1",
             "--dapr-internal-grpc-listen-address", "127.0.0.1",

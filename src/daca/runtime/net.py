@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -16,11 +18,55 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+#: Where the kernel picks the ports of sockets bound to port 0 and of outgoing connections.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: How many ports below the ephemeral range ``free_port`` hands out.
+_SPAN = 12000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now (the kernel's pick; another process may take it)."""
+    """A loopback port nothing listens on now, for a server that binds it later.
+
+    The port comes from just below the kernel's ephemeral range, where the kernel never picks
+    a port by itself: a port it picked for ``bind(0)`` and that was released would, until the
+    server binds it, be free for the next socket bound to port 0 or the next outgoing
+    connection, in any process. Each port is handed out once per process (until all were),
+    from a start that depends on the pid, so concurrent processes seldom try the same ones.
+    Only another program binding the same port explicitly can still take it first. Where the
+    ephemeral range leaves no such ports, the kernel's pick is returned.
+    """
+    candidates = ports_below_ephemeral()
+    if len(_handed_out.intersection(candidates)) == len(candidates):
+        _handed_out.difference_update(candidates)
+    start = (os.getpid() * 7919) % max(1, len(candidates))
+    for offset in range(len(candidates)):
+        port = candidates[(start + offset) % len(candidates)]
+        if port not in _handed_out and _can_bind(port):
+            _handed_out.add(port)
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ports_below_ephemeral(range_file: Path = EPHEMERAL_RANGE_FILE) -> range:
+    """The unprivileged ports just below the ephemeral range that ``range_file`` gives (Linux's
+    default range when it cannot be read): those ``free_port`` hands out."""
+    try:
+        low = int(range_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - _SPAN), max(1024, low))
+
+
+def _can_bind(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
