@@ -15,6 +15,7 @@ from daca.runtime.config import SidecarConfig
 from daca.runtime.errors import ComponentError
 from daca.runtime.net import free_port, is_listening
 from daca.runtime.redis_server import redis_executable
+from daca.runtime.registry import port_lock
 from daca.runtime.sidecar import Sidecar
 from tests.runtime.harness import (
     FakeApp,
@@ -204,3 +205,18 @@ async def test_an_app_that_never_answers_leaves_the_declarative_subscriptions(
         assert time.monotonic() - started >= 0.3
         assert sidecar.context.subscriptions == []
     assert "did not answer GET /dapr/subscribe" in caplog.text
+
+
+def test_the_port_locks_serve_event_loops_that_run_one_after_another() -> None:
+    """A lock contended on one loop cannot be contended on another: each loop gets its own."""
+
+    async def contend() -> None:
+        lock = port_lock(6379)
+        async with lock:
+            waiter = asyncio.create_task(lock.acquire())
+            await asyncio.sleep(0)  # the waiter now waits on the lock
+        assert await waiter
+        lock.release()
+
+    asyncio.run(contend())
+    asyncio.run(contend())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +55,18 @@ def _pubsub_types() -> dict[str, PubSubFactory]:
     }
 
 
-#: One lock per loopback port for the whole process: two sidecars of ``daca up`` start their
-#: components concurrently, and only the first may start a server on a silent port.
-_PORT_LOCKS: dict[int, asyncio.Lock] = {}
+#: One lock per loopback port and event loop: two sidecars of ``daca up`` start their
+#: components concurrently, and only the first may start a server on a silent port. (An
+#: ``asyncio.Lock`` belongs to the loop it was first contended on; a process that runs loops
+#: one after another, as tests do, gets fresh locks with each.)
+_PORT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def port_lock(port: int) -> asyncio.Lock:
+    """The running loop's lock for starting a server on loopback ``port``."""
+    return _PORT_LOCKS.setdefault(asyncio.get_running_loop(), {}).setdefault(port, asyncio.Lock())
 
 
 class BundledRedisPool:
@@ -72,7 +82,7 @@ class BundledRedisPool:
         host, port = split_host_port(spec.require("redisHost"))
         if host not in LOOPBACK_HOSTS or port in self._servers:
             return
-        async with _PORT_LOCKS.setdefault(port, asyncio.Lock()):
+        async with port_lock(port):
             if not is_listening(host, port):
                 await self._start(spec, host, port)
 
