@@ -160,6 +160,9 @@ class _Plan:
             return key not in empty and self.read.get(key) is None
 
         for sid, session in self.sessions.items():
+            for item in session.pending:
+                if absent(key := keys.pending_key(item.user_id)):
+                    empty[key] = PendingTurns()
             if not session.new:
                 continue
             if absent(key := keys.head_key(sid)):
@@ -170,8 +173,6 @@ class _Plan:
             for item in session.new:
                 if absent(key := keys.marker_key(*item.ident)):
                     empty[key] = TurnMarker(user_id=item.user_id)
-                if absent(key := keys.pending_key(item.user_id)):
-                    empty[key] = PendingTurns()
         return empty
 
     def overwritten(self) -> list[str]:
@@ -324,9 +325,9 @@ class HistoryStore:
         On such a store a transaction can also fail on a pending record and still write the
         heads of other sessions (another replica wrote the record meanwhile): the retry finds
         those turns stored. A turn found stored that one of this call's failed transactions
-        held (a suspect) and that its user's pending record lacks never reached it, and is
-        added to it again. (It cannot have been summarised since: the summary would have had
-        to read the record holding it and commit between the failed transaction and this read.)
+        held (a suspect) and that its user's pending record lacks is added to it again. It
+        had reached the record only if a summary read it there, called the model and committed
+        within the few milliseconds before this read: then it is summarised twice, never lost.
         """
         counts = Counter(item.turn.session_id for item in batch)
         read = await read_many(self._client, self._store, map(keys.head_key, counts))
