@@ -22,7 +22,8 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 #: How many ports below the ephemeral range ``free_port`` hands out.
 _SPAN = 12000
-_handed_out: set[int] = set()
+#: Where ``free_port`` looks next (set from the pid on the first call).
+_cursor: int | None = None
 
 
 def free_port() -> int:
@@ -31,19 +32,20 @@ def free_port() -> int:
     The port comes from just below the kernel's ephemeral range, where the kernel never picks
     a port by itself: a port it picked for ``bind(0)`` and that was released would, until the
     server binds it, be free for the next socket bound to port 0 or the next outgoing
-    connection, in any process. Each port is handed out once per process (until all were),
-    from a start that depends on the pid, so concurrent processes seldom try the same ones.
-    Only another program binding the same port explicitly can still take it first. Where the
-    ephemeral range leaves no such ports, the kernel's pick is returned.
+    connection, in any process. The ports are handed out in turn, so a process hands a port
+    out again only after all the others, from a start that depends on the pid, so concurrent
+    processes seldom try the same ones. Only another program binding the same port
+    explicitly can still take it first. Where the ephemeral range leaves no such ports, the
+    kernel's pick is returned.
     """
+    global _cursor
     candidates = ports_below_ephemeral()
-    if len(_handed_out.intersection(candidates)) == len(candidates):
-        _handed_out.difference_update(candidates)
-    start = (os.getpid() * 7919) % max(1, len(candidates))
-    for offset in range(len(candidates)):
-        port = candidates[(start + offset) % len(candidates)]
-        if port not in _handed_out and _can_bind(port):
-            _handed_out.add(port)
+    if _cursor is None:
+        _cursor = os.getpid() * 7919
+    for _ in range(len(candidates)):
+        port = candidates[_cursor % len(candidates)]
+        _cursor += 1
+        if _can_bind(port):
             return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
