@@ -105,7 +105,7 @@ class UserTurn:
     turn: ConversationTurn
 
     @property
-    def ident(self) -> tuple[str, str]:
+    def ident(self) -> Ident:
         return self.turn.session_id, self.turn.turn_id
 
 
@@ -216,13 +216,13 @@ class HistoryStore:
         A turn whose id is stored with other content raises ``TurnConflictError`` (the batch
         may then be partly stored): the caller appends its turns one by one to find which.
         """
-        stored: set[tuple[str, str]] = set()
+        stored: set[Ident] = set()
         async with AsyncExitStack() as stack:
             for user_id in sorted({item.user_id for item in batch}):
                 await stack.enter_async_context(self._user_locks.hold(user_id))
             for part in _rounds(batch):
                 await self._append_round(part, stored, suspects=set())
-        seen: set[tuple[str, str]] = set()
+        seen: set[Ident] = set()
         results = []
         for item in batch:
             results.append(item.ident in stored and item.ident not in seen)
@@ -338,7 +338,7 @@ class HistoryStore:
         wanted.extend(map(keys.pending_key, dict.fromkeys(item.user_id for item in batch)))
         read |= await read_many(self._client, self._store, wanted)
         plan = _Plan(read, sessions)
-        firsts: dict[tuple[str, str], ConversationTurn] = {}
+        firsts: dict[Ident, ConversationTurn] = {}
         for item in batch:
             if item.ident in firsts:  # the same turn twice in one batch
                 _check_same(firsts[item.ident], item.turn)
@@ -393,17 +393,17 @@ class HistoryStore:
             if (now.etag if now else None) != (before.etag if before else None):
                 raise ConflictError(f"the head of session {sid} moved while reading its pages")
 
-    def _transactions(self, plan: _Plan) -> list[tuple[list[StateOperation], set[tuple[str, str]]]]:
+    def _transactions(self, plan: _Plan) -> list[tuple[list[StateOperation], set[Ident]]]:
         """The transactions of one attempt, and the turns each appends: whole users in each,
         as many as fit in ``MAX_TRANSACTION_BYTES``, each head after every other write."""
         by_user: dict[str, list[str]] = {}
         for sid, session in plan.sessions.items():
-            if session.pending:
-                by_user.setdefault(session.pending[0].user_id, []).append(sid)
-        transactions: list[tuple[list[StateOperation], set[tuple[str, str]]]] = []
+            if pending := session.pending:
+                by_user.setdefault(pending[0].user_id, []).append(sid)
+        transactions: list[tuple[list[StateOperation], set[Ident]]] = []
         writes: list[StateOperation] = []
         heads: list[StateOperation] = []
-        appended: set[tuple[str, str]] = set()
+        appended: set[Ident] = set()
         size = 0
         for sids in by_user.values():
             unit = self._user_writes(plan, sids)

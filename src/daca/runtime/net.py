@@ -22,8 +22,9 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 #: How many ports below the ephemeral range ``free_port`` hands out.
 _SPAN = 12000
-#: Where ``free_port`` looks next (set from the pid on the first call).
-_cursor: int | None = None
+#: The ports ``free_port`` hands out, and where it looks next (both set on its first call).
+_candidates: range | None = None
+_cursor = 0
 
 
 def free_port() -> int:
@@ -38,10 +39,10 @@ def free_port() -> int:
     explicitly can still take it first. Where the ephemeral range leaves no such ports, the
     kernel's pick is returned.
     """
-    global _cursor
-    candidates = ports_below_ephemeral()
-    if _cursor is None:
-        _cursor = os.getpid() * 7919
+    global _candidates, _cursor
+    if _candidates is None:
+        _candidates, _cursor = ports_below_ephemeral(), os.getpid() * 7919
+    candidates = _candidates
     for _ in range(len(candidates)):
         port = candidates[_cursor % len(candidates)]
         _cursor += 1
