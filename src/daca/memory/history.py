@@ -8,7 +8,8 @@ nor, in calls, the batch:
 1. ``turn:{sid}:{turn_id}``    each new turn's marker;
 2. ``session:{sid}:page:{n}``  the pages the new entries go to (the tail page, and the next
                                 ones when the batch crosses a page boundary);
-3. ``pending:{user_id}``       each user's pending turns for the summarizer;
+3. ``pending:{user_id}``       each user's pending turns for the summarizer (bounded: see
+                                ``records.pending_with``);
 4. ``session:{sid}``           each session head, written last;
 
 every one guarded by the ETag it was read with. A record that does not exist yet (always the
@@ -203,6 +204,7 @@ class HistoryStore:
         self._page_size = settings.page_size
         self._attempts = settings.append_max_attempts
         self._ttl = settings.session_ttl_seconds
+        self._summary_batch = settings.summary_max_batch
         self._user_locks = KeyedLocks()
 
     async def append(self, user_id: str, turn: ConversationTurn) -> bool:
@@ -449,7 +451,7 @@ class HistoryStore:
             head_writes.append((keys.head_key(sid), new_head, self._ttl))
         for user_id, turns in pending.items():
             key = keys.pending_key(user_id)
-            writes.append((key, _pending_with(plan.read[key], turns), None))
+            writes.append((key, _pending_with(plan.read[key], turns, self._summary_batch), None))
         return _guarded(writes, plan.read), _guarded(head_writes, plan.read)
 
 
@@ -468,14 +470,24 @@ def _is_pending(plan: _Plan, item: UserTurn) -> bool:
         return False
 
 
-def _pending_with(entry: StateEntry | None, turns: list[ConversationTurn]) -> dict[str, Any]:
+def _pending_with(
+    entry: StateEntry | None, turns: list[ConversationTurn], summary_batch: int
+) -> dict[str, Any]:
     """The user's pending record with ``turns`` added (``records.pending_with``)."""
     try:
-        return pending_with(entry.value if entry is not None else None, turns)
+        update = pending_with(entry.value if entry is not None else None, turns, summary_batch)
     except ValueError:
         assert entry is not None
         logger.error("stored record %r is not a valid PendingTurns", entry.key)
         raise CorruptRecordError(entry.key, PendingTurns.__name__) from None
+    if update.dropped and entry is not None:
+        logger.warning(
+            "%s holds the most pending turns it keeps (is the summary model down?): %d turns "
+            "after those the next summary covers are dropped; they stay in history, without "
+            "summary or search",
+            entry.key, update.dropped,
+        )  # fmt: skip
+    return update.value
 
 
 def _rounds(batch: Sequence[UserTurn]) -> list[Sequence[UserTurn]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -46,6 +47,30 @@ class TurnMarker(BaseModel):
     index: int | None = Field(default=None, ge=0)
 
 
+#: The most turns, and the most text (characters of their messages), a user's pending record
+#: keeps. Every append rewrites the record, and a writer of summaries that stays down lets it
+#: grow: unbounded, it would make each append slower, then larger than the state store takes,
+#: and the appends (the turns themselves) would fail. Past either bound an append drops pending
+#: turns (see ``pending_with``): they stay in their sessions' history, but no summary or search
+#: covers them.
+MAX_PENDING_TURNS = 1000
+MAX_PENDING_CHARS = 256 * 1024
+
+
+def summary_batch_size(sizes: Sequence[int], max_turns: int) -> int:
+    """How many of the oldest pending turns (their sizes in characters, oldest first) the next
+    summary covers: at most ``max_turns``, and at most half of both bounds of the record (at
+    least one). ``pending_with`` never drops these, so a summary under way still finds them."""
+    limit = min(max_turns, MAX_PENDING_TURNS // 2)
+    count, chars = 0, 0
+    for size in sizes[:limit]:
+        chars += size
+        if count and chars > MAX_PENDING_CHARS // 2:
+            break
+        count += 1
+    return count
+
+
 class PendingTurns(BaseModel):
     """A user's turns that are stored in history but not yet covered by the summary."""
 
@@ -63,9 +88,25 @@ class DeadLetters(BaseModel):
     events: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def pending_with(stored: Any, turns: Sequence[ConversationTurn]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PendingUpdate:
+    """A pending record's new value, and how many of its turns it dropped."""
+
+    value: dict[str, Any]
+    dropped: int
+
+
+def pending_with(
+    stored: Any, turns: Sequence[ConversationTurn], summary_batch: int
+) -> PendingUpdate:
     """The stored value of a ``PendingTurns`` record (``None``: none yet) with ``turns`` added
     at the end (a turn already present moves there: each (session, turn id) is kept once).
+
+    Past ``MAX_PENDING_TURNS`` or ``MAX_PENDING_CHARS`` the record keeps the turns the next
+    summary covers (``summary_batch_size`` with ``summary_batch``, its most turns), the added
+    ones, and as many of the newest others as fit: the ones between are dropped. Dropping the
+    oldest instead would take turns from under a summary being written, which would then be
+    discarded, again and again while the user keeps talking.
 
     The turns already there are copied, not validated: an append only passes them on, and
     parsing them all on every append would cost as much as the record is long (the summarizer,
@@ -74,7 +115,24 @@ def pending_with(stored: Any, turns: Sequence[ConversationTurn]) -> dict[str, An
     kept = [] if stored is None else _stored_turns(stored)
     added = {_ident(turn): turn.model_dump(mode="json") for turn in turns}
     others = [turn for turn in kept if (turn["session_id"], turn["turn_id"]) not in added]
-    return {"turns": [*others, *added.values()]}
+    sizes = [_chars(turn) for turn in others]
+    oldest = summary_batch_size(sizes, summary_batch)
+    turns_left = MAX_PENDING_TURNS - len(added) - oldest
+    chars_left = MAX_PENDING_CHARS - sum(map(_chars, added.values())) - sum(sizes[:oldest])
+    start = len(others)
+    while start > oldest and turns_left > 0 and chars_left >= sizes[start - 1]:
+        start, turns_left, chars_left = start - 1, turns_left - 1, chars_left - sizes[start - 1]
+    value = {"turns": [*others[:oldest], *others[start:], *added.values()]}
+    return PendingUpdate(value, dropped=start - oldest)
+
+
+def _chars(turn: dict[str, Any]) -> int:
+    """The characters of a stored turn's messages."""
+    return sum(
+        len(text)
+        for text in (turn.get("user_message"), turn.get("assistant_reply"))
+        if isinstance(text, str)
+    )
 
 
 def is_pending(stored: Any, session_id: str, turn_id: str) -> bool:

@@ -24,7 +24,7 @@ from daca.llm.prompts import clip
 from daca.memory import keys, userlog
 from daca.memory.embeddings import Embedder, embed_or_none
 from daca.memory.facts import add_facts, facts_for_prompt
-from daca.memory.records import FactBook, PendingTurns
+from daca.memory.records import FactBook, PendingTurns, summary_batch_size
 from daca.memory.search import searchable_text
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import parse
@@ -66,7 +66,8 @@ class SummaryStore:
         pending = parse(PendingTurns, pending_entry) or PendingTurns()
         book = parse(FactBook, facts_entry) or FactBook()
         previous = user.user_summary if user is not None else None
-        turns = pending.turns[: self._batch]
+        sizes = [len(t.user_message) + len(t.assistant_reply) for t in pending.turns]
+        turns = pending.turns[: summary_batch_size(sizes, self._batch)]
         return SummaryInput(previous, turns, facts_for_prompt(book, turns))
 
     async def commit(
