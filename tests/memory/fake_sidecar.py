@@ -16,7 +16,9 @@ every transaction with the error the runtime gives a failing store, without forw
 ``partial_transactions`` runs a transaction without rollback, as daprd runs one on Redis
 (each operation its own guarded script inside MULTI/EXEC): the operations are applied one
 after another, each as a transaction of its own, those whose guard holds stay applied, and
-any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. ``transactions``
+any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. ``before_transaction``,
+when set, is called before each transaction is forwarded (another writer acting between an
+app's read and its write). ``transactions``
 counts the transactions sent, ``transaction_conflicts`` those the runtime refused. ``value``,
 ``put``, ``etag``, ``delete`` and ``keys`` read and write the state store directly, under the
 key prefix the runtime gives the app's keys (``agent-memory-service||``).
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -75,6 +77,7 @@ class FakeSidecar:
         self.down_after: int | None = None
         self.fail_transactions = False
         self.partial_transactions = False
+        self.before_transaction: Callable[[], None] | None = None
         self.transaction_conflicts = 0
         self.transactions = 0
         self.requests = 0
@@ -146,6 +149,8 @@ class _Transport(httpx.AsyncBaseTransport):
         sidecar.transactions += transaction
         if transaction and sidecar.fail_transactions:
             return _store_failure()
+        if transaction and sidecar.before_transaction is not None:
+            sidecar.before_transaction()
         if transaction and sidecar.partial_transactions:
             response = await self._without_rollback(request)
         else:

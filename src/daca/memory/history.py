@@ -47,11 +47,10 @@ were read after it. What can be left behind:
   summary may mention a turn that history lacks; no stored turn is ever lost;
 * a head written without its user's pending record: the record is shared by the user's
   sessions, so its guard can fail (another replica appended another of the user's sessions)
-  where the head's holds. The retry finds the turn stored, sees that its failed transaction
-  held it and that the record lacks it, and writes it to the record (``_plan``). Only a crash
-  between the failed transaction and its retry, or a retry that gives up, leaves such a turn
-  out of the summary and search (it stays in history); a redelivery cannot tell it from a turn
-  summarised since.
+  where the head's holds. Whoever next appends the turn (the retry, or the event's redelivery
+  after a crash or a retry that gave up) finds it stored, its user's pending record without
+  it, and the user's turn log without it too (a summary moves the turns it covers from the
+  record to the log in one transaction), and writes it to the record (``_plan``).
 """
 
 from __future__ import annotations
@@ -84,6 +83,7 @@ from daca.memory.records import (
 )
 from daca.memory.settings import MemorySettings
 from daca.memory.statekit import Entries, parse, read_many
+from daca.memory.userlog import log_tail_from, searchable_page_keys
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class _Session:
     head_entry: StateEntry | None
     head: SessionHead
     new: list[UserTurn] = field(default_factory=list)
-    #: Turns found stored that a failed transaction of this call wrote, and whose user's
-    #: pending record lacks them: they are written to it again (see ``_plan``).
+    #: Turns found stored that neither their user's pending record nor turn log holds: they
+    #: are written to the record again (see ``_plan``).
     recovered: list[UserTurn] = field(default_factory=list)
 
     @property
@@ -223,7 +223,7 @@ class HistoryStore:
             for user_id in sorted({item.user_id for item in batch}):
                 await stack.enter_async_context(self._user_locks.hold(user_id))
             for part in _rounds(batch):
-                await self._append_round(part, stored, suspects=set())
+                await self._append_round(part, stored)
         seen: set[Ident] = set()
         results = []
         for item in batch:
@@ -231,11 +231,8 @@ class HistoryStore:
             seen.add(item.ident)
         return results
 
-    async def _append_round(
-        self, batch: Sequence[UserTurn], stored: set[Ident], *, suspects: set[Ident]
-    ) -> None:
-        """Append the turns of one round (their users' locks held); ``suspects`` collects the
-        turns of the round's failed transactions, for the retries."""
+    async def _append_round(self, batch: Sequence[UserTurn], stored: set[Ident]) -> None:
+        """Append the turns of one round (their users' locks held)."""
         markers: dict[str, BaseModel] = {
             keys.marker_key(*item.ident): TurnMarker(user_id=item.user_id) for item in batch
         }
@@ -243,7 +240,7 @@ class HistoryStore:
         first = batch[0].turn
         more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
         await retry_on_conflict(
-            lambda: self._append_once(batch, stored, suspects),
+            lambda: self._append_once(batch, stored),
             attempts=self._attempts,
             what=f"append {first.session_id}/{first.turn_id}{more}",
             on_conflict=self._on_conflict,
@@ -295,26 +292,20 @@ class HistoryStore:
             return []
         return page.entries[: head.entry_count - number * head.page_size]
 
-    async def _append_once(
-        self, batch: Sequence[UserTurn], stored: set[Ident], suspects: set[Ident]
-    ) -> None:
+    async def _append_once(self, batch: Sequence[UserTurn], stored: set[Ident]) -> None:
         """One optimistic attempt: read, set duplicates aside, write the transactions (adding
-        what each stored to ``stored``, and what each failed one held to ``suspects``)."""
-        plan = await self._plan(batch, suspects)
+        what each stored to ``stored``)."""
+        plan = await self._plan(batch)
         if await create_missing(self._client, self._store, plan.missing(), plan.read):
-            plan = await self._plan(batch, suspects)
+            plan = await self._plan(batch)
             if plan.missing():  # e.g. a head moved on to a page nobody created yet
                 raise ConflictError("records missing after creating them")
         await self._check_overwrites(plan)
         for operations, appended in self._transactions(plan):
-            try:
-                await self._client.transact_state(self._store, operations)
-            except Exception:
-                suspects.update(appended)
-                raise
+            await self._client.transact_state(self._store, operations)
             stored.update(appended)
 
-    async def _plan(self, batch: Sequence[UserTurn], suspects: set[Ident]) -> _Plan:
+    async def _plan(self, batch: Sequence[UserTurn]) -> _Plan:
         """Read the heads, then the markers, the pages to write and the pending records in
         one bulk call, and sort the batch's turns into new ones and duplicates.
 
@@ -325,11 +316,10 @@ class HistoryStore:
         on a store whose transactions are not atomic that writes a head without its page.
 
         On such a store a transaction can also fail on a pending record and still write the
-        heads of other sessions (another replica wrote the record meanwhile): the retry finds
-        those turns stored. A turn found stored that one of this call's failed transactions
-        held (a suspect) and that its user's pending record lacks is added to it again. It
-        had reached the record only if a summary read it there, called the model and committed
-        within the few milliseconds before this read: then it is summarised twice, never lost.
+        heads of other sessions (another replica wrote the record meanwhile): the retry, or a
+        redelivery, finds those turns stored. A turn found stored that its user's pending
+        record lacks, and that the user's turn log lacks too, read after the record (see
+        ``_unlogged``), never reached a summary: it is added to the record again.
         """
         counts = Counter(item.turn.session_id for item in batch)
         read = await read_many(self._client, self._store, map(keys.head_key, counts))
@@ -341,6 +331,7 @@ class HistoryStore:
         read |= await read_many(self._client, self._store, wanted)
         plan = _Plan(read, sessions)
         firsts: dict[Ident, ConversationTurn] = {}
+        unpending: list[UserTurn] = []
         for item in batch:
             if item.ident in firsts:  # the same turn twice in one batch
                 _check_same(firsts[item.ident], item.turn)
@@ -349,12 +340,35 @@ class HistoryStore:
             session = sessions[item.turn.session_id]
             if not await self._already_stored(item.turn, session.head, plan):
                 session.new.append(item)
-            elif item.ident in suspects and not _is_pending(plan, item):
-                session.recovered.append(item)
-        recovered = sum(len(session.recovered) for session in sessions.values())
+            elif not _is_pending(plan, item):
+                unpending.append(item)
+        recovered = await self._unlogged(unpending)
+        for item in recovered:
+            sessions[item.turn.session_id].recovered.append(item)
         if recovered:
-            logger.info("%d stored turns had not reached pending records; adding them", recovered)
+            logger.info(
+                "%d stored turns had reached neither pending records nor summaries; adding them",
+                len(recovered),
+            )
         return plan
+
+    async def _unlogged(self, items: list[UserTurn]) -> list[UserTurn]:
+        """Of ``items``, stored turns that their users' pending records lacked as just read,
+        those that no summary took either: their users' turn logs do not hold them.
+
+        The logs are read after the records: a summary that took a turn from a record put it
+        in the log in the same transaction, so a record read without the turn is followed by a
+        log read with it. A search's tail of the log is read (``userlog.LogTail``); a turn
+        older than that tail is taken as logged before it (a replay of old events).
+        """
+        if not items:
+            return []
+        users = list(dict.fromkeys(item.user_id for item in items))
+        read = await read_many(self._client, self._store, map(keys.log_head_key, users))
+        pages = [key for user in users for key in searchable_page_keys(user, read)]
+        read |= await read_many(self._client, self._store, pages)
+        tails = {user: log_tail_from(user, read) for user in users}
+        return [item for item in items if not tails[item.user_id].may_hold(item.turn)]
 
     def _session(self, session_id: str, entry: StateEntry | None) -> _Session:
         head = parse(SessionHead, entry) or SessionHead(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from daca.contracts.models import ConversationTurn
 from daca.dapr.client import DaprClient
@@ -119,11 +120,28 @@ def searchable_page_keys(user_id: str, read: Entries) -> list[str]:
     return [keys.log_page_key(user_id, n) for n in numbers]
 
 
-def searchable_turns_from(user_id: str, read: Entries) -> list[ConversationTurn]:
-    """The user's newest ``SEARCH_TURNS`` logged turns that have not expired and the pending
-    ones, newest first, from the log head, the pending record and the ``searchable_page_keys``
-    entries in ``read``."""
-    pending = (parse(PendingTurns, read[keys.pending_key(user_id)]) or PendingTurns()).turns
+@dataclass(frozen=True)
+class LogTail:
+    """The newest ``SEARCH_TURNS`` counted turns of a user's log, oldest first, and whether
+    they are the whole log."""
+
+    turns: list[LoggedTurn]
+    complete: bool
+
+    def may_hold(self, turn: ConversationTurn) -> bool:
+        """Whether the log may hold ``turn``: the tail holds it or, where the log holds older
+        turns than the tail, it is no newer than the tail's oldest (assumed logged before)."""
+        ident = (turn.session_id, turn.turn_id)
+        if any((t.session_id, t.turn_id) == ident for t in self.turns):
+            return True
+        if self.complete:
+            return False
+        return not self.turns or _instant(turn.timestamp) <= _instant(self.turns[0].timestamp)
+
+
+def log_tail_from(user_id: str, read: Entries) -> LogTail:
+    """The log's tail, from the log head and the ``searchable_page_keys`` entries in ``read``
+    (empty and complete for a missing log)."""
     head = parse(LogHead, read[keys.log_head_key(user_id)])
     start, numbers = _searched(head)
     logged: list[LoggedTurn] = []
@@ -133,6 +151,15 @@ def searchable_turns_from(user_id: str, read: Entries) -> list[ConversationTurn]
             page = parse(LogPage, read[keys.log_page_key(user_id, number)]) or LogPage()
             logged.extend(page.turns[:counted])
         logged = logged[-(head.count - start) :]
+    return LogTail(logged, complete=start == 0)
+
+
+def searchable_turns_from(user_id: str, read: Entries) -> list[ConversationTurn]:
+    """The user's newest ``SEARCH_TURNS`` logged turns that have not expired and the pending
+    ones, newest first, from the log head, the pending record and the ``searchable_page_keys``
+    entries in ``read``."""
+    pending = (parse(PendingTurns, read[keys.pending_key(user_id)]) or PendingTurns()).turns
+    logged = log_tail_from(user_id, read).turns
     seen = {(t.session_id, t.turn_id) for t in logged}
     fresh = [t for t in pending if (t.session_id, t.turn_id) not in seen]
     now = time.time()
@@ -152,3 +179,9 @@ async def searchable_turns(
     read = {keys.log_head_key(user_id): head_entry, keys.pending_key(user_id): pending_entry}
     read |= await read_many(client, store, searchable_page_keys(user_id, read))
     return searchable_turns_from(user_id, read)
+
+
+def _instant(timestamp: str) -> datetime:
+    """A turn's ISO 8601 timestamp as an aware date-time (one without an offset taken as UTC)."""
+    moment = datetime.fromisoformat(timestamp)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
