@@ -1,7 +1,8 @@
 """Builds the Agents SDK ``Model`` the settings select.
 
 Gemini and any OpenAI-compatible endpoint go through ``OpenAIChatCompletionsModel`` over an
-``openai.AsyncOpenAI`` client (with the configured timeout and retries); with nothing
+``openai.AsyncOpenAI`` client (``daca.llm.client.ChatClient``, with the configured timeout and
+retries); with nothing
 configured the ``OfflineModel`` is used. Building a model disables the SDK's tracing, so no
 request ever goes to OpenAI's tracing endpoint.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from agents import Model, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
+from daca.llm.client import ChatClient
 from daca.llm.offline import OFFLINE_MODEL_NAME, OfflineModel
 from daca.llm.settings import LLMSettings
 
@@ -43,7 +45,7 @@ def _client(settings: LLMSettings, base_url: str, api_key: str | None) -> AsyncO
     """An OpenAI client for ``base_url`` with the configured timeout and retries, over
     aiohttp (the SDK's own aiohttp transport: its default, httpx's connection pool, cost more
     CPU per call than the rest of the chat's turn; see ``daca.dapr.transport``)."""
-    return AsyncOpenAI(
+    return ChatClient(
         base_url=base_url,
         api_key=api_key or _NO_KEY,
         timeout=settings.llm_timeout_seconds,
