@@ -48,6 +48,17 @@ async def test_get_parses_value_and_etag() -> None:
     assert (entry.key, entry.value, entry.etag) == ("user:alice", {"name": "Alice"}, "7")
 
 
+async def test_values_parse_as_json_does_lone_surrogates_included() -> None:
+    """Values are parsed as ``json`` parses them, also where pydantic-core's faster parser
+    refuses the text: a lone surrogate escape, which a stored value may hold."""
+    body = b'{"text": "caf\\u00e9 \\ud83d", "n": 12345678901234567890123, "x": 1.5}'
+    async with make_client(lambda request: httpx.Response(200, content=body)) as client:
+        entry = await client.get_state("statestore", "k")
+    assert entry is not None
+    assert entry.value == json.loads(body)
+    assert entry.value["text"] == "caf\u00e9 \ud83d"
+
+
 async def test_key_is_percent_encoded() -> None:
     seen: list[str] = []
 

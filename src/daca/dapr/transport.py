@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import httpx
+from pydantic_core import from_json
 
 from daca.dapr.errors import SidecarUnavailableError
 
@@ -48,7 +49,12 @@ class SidecarResponse:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        """The body as JSON. pydantic-core parses it in about half the time of ``json``, which
+        is kept for what pydantic-core refuses and ``json`` takes (lone surrogate escapes)."""
+        try:
+            return from_json(self.content)
+        except ValueError:
+            return json.loads(self.content)
 
 
 class Transport(Protocol):
