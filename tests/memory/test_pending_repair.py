@@ -80,6 +80,19 @@ async def test_a_redelivery_of_a_summarised_turn_leaves_it_summarised(
     assert len(writer.calls) == 1
 
 
+async def test_a_redelivery_leaves_an_unreadable_pending_record_alone(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """A record that cannot be read cannot tell whether it holds the turn: the redelivery of a
+    stored turn is still acknowledged, and the record is not rewritten."""
+    async with running_app(sidecar, writer, memory_settings(**NO_SUMMARIES)) as client:
+        event = envelope(conversation(turn="t1"))
+        assert await deliver(client, event) == "SUCCESS"
+        sidecar.put("pending:alice", {"turns": "not a list"})
+        assert await deliver(client, event) == "SUCCESS"
+        assert sidecar.value("pending:alice") == {"turns": "not a list"}
+
+
 def turn(turn_id: str, timestamp: str) -> ConversationTurn:
     return ConversationTurn(
         session_id="s1", turn_id=turn_id, user_message="u", assistant_reply="a",

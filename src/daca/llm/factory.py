@@ -2,9 +2,8 @@
 
 Gemini and any OpenAI-compatible endpoint go through ``OpenAIChatCompletionsModel`` over an
 ``openai.AsyncOpenAI`` client (``daca.llm.client.ChatClient``, with the configured timeout and
-retries); with nothing
-configured the ``OfflineModel`` is used. Building a model disables the SDK's tracing, so no
-request ever goes to OpenAI's tracing endpoint.
+retries); with nothing configured the ``OfflineModel`` is used. Building a model disables the
+SDK's tracing, so no request ever goes to OpenAI's tracing endpoint.
 """
 
 from __future__ import annotations

@@ -340,7 +340,7 @@ class HistoryStore:
             session = sessions[item.turn.session_id]
             if not await self._already_stored(item.turn, session.head, plan):
                 session.new.append(item)
-            elif not _is_pending(plan, item):
+            elif _lacks(plan, item):
                 unpending.append(item)
         recovered = await self._unlogged(unpending)
         for item in recovered:
@@ -474,12 +474,12 @@ def _guarded(writes: list[tuple[str, Value, int | None]], read: Entries) -> list
     return [guarded_upsert(key, value, read[key], ttl=ttl) for key, value, ttl in writes]
 
 
-def _is_pending(plan: _Plan, item: UserTurn) -> bool:
-    """Whether the user's pending record, as read, holds the turn (an unreadable record is
-    reported by the write that follows)."""
+def _lacks(plan: _Plan, item: UserTurn) -> bool:
+    """Whether the user's pending record, as read, is missing or does not hold the turn (an
+    unreadable one cannot tell: it is reported by an append of a new turn, not repaired)."""
     entry = plan.read[keys.pending_key(item.user_id)]
     try:
-        return entry is not None and is_pending(entry.value, *item.ident)
+        return entry is None or not is_pending(entry.value, *item.ident)
     except ValueError:
         return False
 
