@@ -69,13 +69,7 @@ async def _serve_aiohttp() -> None:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    await _announce_and_wait(port)
-    await runner.cleanup()
+    await _serve_web(app)
 
 
 async def _serve_sidecar() -> None:
@@ -112,10 +106,16 @@ async def _serve_llm() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", complete)
+    await _serve_web(app)
+
+
+async def _serve_web(app: Any) -> None:
+    """Serve an ``aiohttp.web`` app on a loopback port the kernel picks, until told to stop."""
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     await _announce_and_wait(runner.addresses[0][1])
     await runner.cleanup()
 
