@@ -3,8 +3,10 @@
 The summarizer moves the turns a summary covers from ``pending:{user}`` into the log in the same
 transaction that stores the summary, so the log costs no extra write of its own, and search reads
 a bounded tail of it (``SEARCH_TURNS`` turns) plus the pending turns: a search's cost does not
-grow with the user's history. As in the session history, the head's ``count`` is the truth: a
-page's turns past it (a transaction that failed half-way on daprd) are ignored and overwritten.
+grow with the user's history. An append reads the same tail (``LogTail``) to tell a stored
+turn a summary took from one that never reached the pending record. As in the session history,
+the head's ``count`` is the truth: a page's turns past it (a transaction that failed half-way on
+daprd) are ignored and overwritten.
 """
 
 from __future__ import annotations
