@@ -49,6 +49,14 @@ class FakeWriter:
         return MemoryUpdate(summary=summary, facts=facts)
 
 
+#: Settings under which no summary runs during a test, so the pending record can be looked at.
+NO_SUMMARIES: dict[str, Any] = {
+    "summary_debounce_seconds": 3600,
+    "summary_max_delay_seconds": 3600,
+    "summary_max_pending_turns": 1000,
+}
+
+
 def memory_settings(**overrides: Any) -> MemorySettings:
     """Small pages and a tiny debounce, so tests cross page boundaries and run fast."""
     values: dict[str, Any] = {

@@ -15,7 +15,14 @@ import httpx
 from daca.contracts.models import MAX_MESSAGE_CHARS
 from daca.memory.history import MAX_TRANSACTION_BYTES, ROUND_CHARS
 from tests.memory.fake_sidecar import FakeSidecar
-from tests.memory.helpers import FakeWriter, conversation, envelope, memory_settings, running_app
+from tests.memory.helpers import (
+    NO_SUMMARIES,
+    FakeWriter,
+    conversation,
+    envelope,
+    memory_settings,
+    running_app,
+)
 
 
 def bulk(*events: Any) -> dict[str, Any]:
@@ -213,10 +220,7 @@ async def test_replicas_appending_sessions_of_one_user_without_rollback_keep_eve
     sessions = [f"s{n}" for n in range(4)]
     events = {sid: turns(sid, range(12)) for sid in sessions}
     batches = [bulk(*events[sid][n : n + 2]) for n in range(0, 12, 2) for sid in sessions]
-    waiting = memory_settings(
-        summary_debounce_seconds=3600, summary_max_delay_seconds=3600,
-        summary_max_pending_turns=1000,
-    )  # fmt: skip
+    waiting = memory_settings(**NO_SUMMARIES)
     async with (
         running_app(sidecar, writer, waiting) as first,
         running_app(sidecar, writer, waiting) as second,

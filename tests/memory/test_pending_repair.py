@@ -3,13 +3,12 @@ next, and a turn a summary already took is not: the turn log tells the two apart
 
 from __future__ import annotations
 
-from typing import Any
-
 from daca.contracts.models import ConversationTurn
 from daca.memory.records import LoggedTurn
 from daca.memory.userlog import LogTail
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import (
+    NO_SUMMARIES,
     FakeWriter,
     conversation,
     deliver,
@@ -18,13 +17,6 @@ from tests.memory.helpers import (
     running_app,
     wait_for,
 )
-
-#: Summaries that never run while a test looks at the pending record.
-NO_SUMMARIES: dict[str, Any] = {
-    "summary_debounce_seconds": 3600,
-    "summary_max_delay_seconds": 3600,
-    "summary_max_pending_turns": 1000,
-}
 
 
 def pending_turns(sidecar: FakeSidecar, user: str = "alice") -> list[str]:
