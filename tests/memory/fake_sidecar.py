@@ -17,8 +17,8 @@ every transaction with the error the runtime gives a failing store, without forw
 (each operation its own guarded script inside MULTI/EXEC): the operations are applied one
 after another, each as a transaction of its own, those whose guard holds stay applied, and
 any failure answers the whole transaction with ``ERR_STATE_TRANSACTION``. ``before_transaction``,
-when set, is called before each transaction is forwarded (another writer acting between an
-app's read and its write). ``transactions``
+when set, is called with the keys a transaction writes before it is forwarded (another writer
+acting between an app's read and its write). ``transactions``
 counts the transactions sent, ``transaction_conflicts`` those the runtime refused. ``value``,
 ``put``, ``etag``, ``delete`` and ``keys`` read and write the state store directly, under the
 key prefix the runtime gives the app's keys (``agent-memory-service||``).
@@ -77,7 +77,7 @@ class FakeSidecar:
         self.down_after: int | None = None
         self.fail_transactions = False
         self.partial_transactions = False
-        self.before_transaction: Callable[[], None] | None = None
+        self.before_transaction: Callable[[list[str]], None] | None = None
         self.transaction_conflicts = 0
         self.transactions = 0
         self.requests = 0
@@ -150,7 +150,8 @@ class _Transport(httpx.AsyncBaseTransport):
         if transaction and sidecar.fail_transactions:
             return _store_failure()
         if transaction and sidecar.before_transaction is not None:
-            sidecar.before_transaction()
+            operations = json.loads(request.content)["operations"]
+            sidecar.before_transaction([operation["request"]["key"] for operation in operations])
         if transaction and sidecar.partial_transactions:
             response = await self._without_rollback(request)
         else:

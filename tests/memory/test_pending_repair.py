@@ -38,7 +38,7 @@ async def test_a_redelivery_after_a_failed_append_puts_the_stored_turn_in_pendin
         assert await deliver(client, envelope(conversation(turn="t1", text="one"))) == "SUCCESS"
         sidecar.partial_transactions = True
 
-        def another_writer() -> None:  # rewrites the record: its ETag changes
+        def another_writer(_keys: list[str]) -> None:  # rewrites the record: its ETag changes
             sidecar.put("pending:alice", sidecar.value("pending:alice"))
             sidecar.before_transaction = None
 

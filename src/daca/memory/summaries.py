@@ -5,9 +5,25 @@ bookkeeping), the new facts (``daca.memory.facts``), the covered turns appended 
 log (``userlog``, what search reads), then the pending record without exactly the covered turns
 (every record is created empty first if missing, see ``daca.dapr.guarded``). Turns that
 arrived while the summary was being written stay pending; if a covered turn is no longer
-pending (the user was forgotten meanwhile), nothing is written. Where a transaction is not atomic
-(daprd on Redis), a failure can leave the summary written but the turns still pending; they
-are then summarised once more, which costs an LLM call but loses nothing.
+pending (the user was forgotten meanwhile), nothing is written.
+
+Where a transaction is not atomic (daprd on Redis runs each write as its own guarded script,
+without rollback), a transaction that fails on one guard still applies the others: an append
+that rewrote the pending record meanwhile leaves the summary and the log written and the turns
+pending; a metadata update that rewrote the user record leaves the turns moved to the log and
+the summary unwritten. So every retry of a commit completes what its earlier attempts left:
+
+* the user record is written unless it already carries this summary (the same text, and the
+  same last covered turn), so the covered turns are counted once;
+* the log gains only the covered turns it lacks; an earlier attempt appended them at its end,
+  and ``userlog.read_for_append`` reads back that far;
+* facts repeat nothing (``add_facts`` skips a fact the book already holds);
+* after a transaction was sent, covered turns no longer pending are taken as moved by it, so
+  the summary is still stored, unless the user record is gone (the user was forgotten) or
+  holds another summary ending at the same turn (another replica summarised them).
+
+If the retries give up, the turns still pending are summarised once more in a later round,
+which costs an LLM call but loses nothing.
 """
 
 from __future__ import annotations
@@ -81,22 +97,17 @@ class SummaryStore:
         turn_vectors = {
             (t.session_id, t.turn_id): v for t, v in zip(covered, vectors, strict=False)
         }
-        fact_vectors = vectors[len(covered) :]
+        write = _Write(user_id, update, covered, turn_vectors, vectors[len(covered) :])
         return await retry_on_conflict(
-            lambda: self._commit_once(user_id, update, covered, turn_vectors, fact_vectors),
+            lambda: self._commit_once(write),
             attempts=self._attempts,
             what=f"store summary of user {user_id}",
         )
 
-    async def _commit_once(
-        self,
-        user_id: str,
-        update: MemoryUpdate,
-        covered: list[ConversationTurn],
-        turn_vectors: dict[tuple[str, str], str | None],
-        fact_vectors: list[str | None],
-    ) -> bool:
-        """One guarded attempt of ``commit``: summary, facts, pending turns and the log."""
+    async def _commit_once(self, write: _Write) -> bool:
+        """One guarded attempt of ``commit``: summary, facts, pending turns and the log, each
+        as far as earlier attempts have not written it (see the module docstring)."""
+        user_id, update, covered = write.user_id, write.update, write.covered
         user_key, pending_key = keys.user_key(user_id), keys.pending_key(user_id)
         facts_key = keys.facts_key(user_id)
         user_entry, pending_entry, facts_entry, log_entry = await self._client.bulk_get_state(
@@ -104,9 +115,12 @@ class SummaryStore:
         )
         pending = parse(PendingTurns, pending_entry) or PendingTurns()
         remaining = pending.without(covered)
+        user = parse(UserMetadata, user_entry)
         if len(pending.turns) - len(remaining.turns) < len(covered):
-            logger.info("turns of user %s are no longer pending: summary discarded", user_id)
-            return bool(remaining.turns)
+            if not write.sent or user is None or _summarised_by_another(user, update, covered):
+                logger.info("turns of user %s are no longer pending: summary discarded", user_id)
+                return bool(remaining.turns)
+            logger.info("completing the summary of user %s that an attempt half wrote", user_id)
         log = await userlog.read_for_append(
             self._client, self._store, user_id, log_entry, len(covered)
         )
@@ -116,14 +130,15 @@ class SummaryStore:
             del read[facts_key], empty[facts_key]
         if await create_missing(self._client, self._store, empty, read):
             raise ConflictError("created the user's records; read them again")
-        user = parse(UserMetadata, user_entry) or UserMetadata()
-        operations = [
-            guarded_upsert(user_key, _summarised(user, update.summary, covered), user_entry)
-        ]
+        user = user or UserMetadata()
+        operations = []
+        if not _carries(user, update.summary, covered):
+            summarised = _summarised(user, update.summary, covered)
+            operations.append(guarded_upsert(user_key, summarised, user_entry))
         if update.facts:
             book = add_facts(
                 parse(FactBook, facts_entry) or FactBook(), update.facts, utc_now_iso(),
-                fact_vectors,
+                write.fact_vectors,
             )  # fmt: skip
             operations.append(guarded_upsert(facts_key, book, facts_entry))
         operations += [
@@ -132,16 +147,49 @@ class SummaryStore:
                 log,
                 userlog.not_logged(log, covered),
                 ttl=self._ttl,
-                vectors=turn_vectors,
+                vectors=write.turn_vectors,
             ),
             guarded_upsert(pending_key, remaining, pending_entry),
         ]
+        write.sent = True
         await self._client.transact_state(self._store, operations)
         logger.info(
             "stored summary of user %s covering %d turns, %d new facts",
             user_id, len(covered), len(update.facts),
         )  # fmt: skip
         return bool(remaining.turns)
+
+
+@dataclass
+class _Write:
+    """What one commit writes, and whether an attempt of it has sent its transaction (which,
+    failing, may have written part of it)."""
+
+    user_id: str
+    update: MemoryUpdate
+    covered: list[ConversationTurn]
+    turn_vectors: dict[tuple[str, str], str | None]
+    fact_vectors: list[str | None]
+    sent: bool = False
+
+
+def _carries(user: UserMetadata, summary: str, covered: list[ConversationTurn]) -> bool:
+    """Whether ``user`` already holds this summary of ``covered`` (an earlier attempt wrote it)."""
+    return (
+        bool(covered)
+        and user.summary_last_turn_id == covered[-1].turn_id
+        and user.user_summary == clip(summary, MAX_SUMMARY_CHARS)
+    )
+
+
+def _summarised_by_another(
+    user: UserMetadata, update: MemoryUpdate, covered: list[ConversationTurn]
+) -> bool:
+    """Whether ``user`` holds another summary that ends at the last covered turn (another
+    replica summarised the same turns): then this one is not written over it."""
+    return user.summary_last_turn_id == covered[-1].turn_id and not _carries(
+        user, update.summary, covered
+    )
 
 
 def _summarised(user: UserMetadata, summary: str, covered: list[ConversationTurn]) -> UserMetadata:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from daca.contracts.models import ConversationTurn
@@ -31,11 +31,13 @@ SEARCH_TURNS = 1000
 
 @dataclass(frozen=True)
 class LogSnapshot:
-    """What an append read: the head and the pages the new turns go to."""
+    """What an append read: the head, the pages the new turns go to, and the earlier pages
+    that hold the newest turns the append may repeat (``not_logged``)."""
 
     head_entry: StateEntry | None
     head: LogHead
     pages: dict[int, StateEntry | None]
+    earlier: dict[int, StateEntry | None] = field(default_factory=dict)
 
     def entries(self, user_id: str) -> dict[str, StateEntry | None]:
         read = {keys.log_head_key(user_id): self.head_entry}
@@ -51,12 +53,21 @@ class LogSnapshot:
 async def read_for_append(
     client: DaprClient, store: str, user_id: str, head_entry: StateEntry | None, adding: int
 ) -> LogSnapshot:
-    """The pages ``adding`` turns will go to, given the head just read."""
+    """The pages ``adding`` turns will go to, given the head just read, and the earlier pages
+    that hold the newest ``adding`` logged turns: an earlier attempt of the same append that
+    failed half-way (on a store without atomic transactions) logged them there."""
     head = parse(LogHead, head_entry) or LogHead(page_size=PAGE_SIZE)
     first, last = head.count // head.page_size, (head.count + adding - 1) // head.page_size
-    numbers = list(range(first, max(first, last) + 1))
+    since = max(0, head.count - adding) // head.page_size
+    numbers = list(range(since, max(first, last) + 1))
     read = await client.bulk_get_state(store, [keys.log_page_key(user_id, n) for n in numbers])
-    return LogSnapshot(head_entry, head, dict(zip(numbers, read, strict=True)))
+    pages = dict(zip(numbers, read, strict=True))
+    return LogSnapshot(
+        head_entry,
+        head,
+        {n: entry for n, entry in pages.items() if n >= first},
+        {n: entry for n, entry in pages.items() if n < first},
+    )
 
 
 def append_operations(
@@ -101,7 +112,7 @@ def not_logged(snapshot: LogSnapshot, turns: list[ConversationTurn]) -> list[Con
     size, count = snapshot.head.page_size, snapshot.head.count
     logged = {
         (t.session_id, t.turn_id)
-        for number, entry in snapshot.pages.items()
+        for number, entry in (snapshot.earlier | snapshot.pages).items()
         for t in (parse(LogPage, entry) or LogPage()).turns[: max(0, count - number * size)]
     }
     return [t for t in turns if (t.session_id, t.turn_id) not in logged]
