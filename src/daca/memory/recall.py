@@ -54,13 +54,13 @@ def _result(source: Memory, score: float) -> SearchResult:
 
 def _turn_documents(newest_first: list[ConversationTurn]) -> list[SearchDocument[Memory]]:
     """The turns as documents, each with the reply of the turn before it in its session."""
-    documents = []
+    documents: list[SearchDocument[Memory]] = []
     for index, turn in enumerate(newest_first):
         before = newest_first[index + 1] if index + 1 < len(newest_first) else None
         context = before.assistant_reply if before and before.session_id == turn.session_id else ""
-        documents.append(
-            SearchDocument[Memory](turn.user_message, turn.assistant_reply, turn, context)
-        )
+        # Not ``SearchDocument[Memory](...)``: a call through the subscripted alias costs a
+        # failed ``__orig_class__`` assignment on the frozen instance, per document.
+        documents.append(SearchDocument(turn.user_message, turn.assistant_reply, turn, context))
     return documents
 
 
@@ -170,7 +170,7 @@ async def rank_memories(
     book = parse(FactBook, read[keys.facts_key(user_id)]) or FactBook()
     facts = _not_repeating(book.current, turns)
     documents: list[SearchDocument[Memory]] = [
-        SearchDocument[Memory](f.text, "", f) for f in reversed(facts)
+        SearchDocument(f.text, "", f) for f in reversed(facts)
     ]
     documents += _turn_documents(turns)
     if exclude_session is not None:
