@@ -29,6 +29,7 @@ from daca.chat.settings import ChatSettings
 from daca.chat.turnlog import TurnLog
 from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
+from daca.heap import freeze_startup_heap
 from daca.llm.factory import ModelChoice, build_model
 from daca.llm.metered import MeteredModel
 from daca.logsetup import configure_logging
@@ -107,6 +108,7 @@ def _lifespan(
             logger.info(
                 "Chat service ready: %s, sidecar %s", choice.describe(), settings.dapr.base_url
             )
+            freeze_startup_heap()
             yield
 
     return lifespan

@@ -19,6 +19,7 @@ from daca.contracts.openapi import DocumentedApp, answer_as_documented
 from daca.dapr.client import DaprClient
 from daca.dapr.errors import DaprAPIError, SidecarUnavailableError
 from daca.dapr.retry import ConcurrencyExhaustedError
+from daca.heap import freeze_startup_heap
 from daca.logsetup import configure_logging
 from daca.memory.container import build_services
 from daca.memory.embeddings import Embedder, OpenAIEmbedder
@@ -86,6 +87,7 @@ def _lifespan(
             logger.info(
                 "memory service %s using sidecar %s", settings.app_id, settings.dapr.base_url
             )
+            freeze_startup_heap()
             yield
 
     return lifespan

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from daca.heap import freeze_startup_heap
 from daca.runtime.api.app import build_app
 from daca.runtime.api.common import RuntimeContext
 from daca.runtime.appchannel import AppChannel
@@ -167,6 +168,7 @@ class Sidecar:
         logger.info(
             "sidecar for %r listening on http://%s:%d", cfg.app_id, cfg.host, self.http_port
         )
+        freeze_startup_heap()
 
     async def _start_server(self, resources: Resources, components: Components) -> None:
         invoker = Invoker(
