@@ -197,9 +197,11 @@ async def client_cost(calls: int) -> dict[str, float]:
     from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
+    from daca.heap import freeze_startup_heap
     from daca.llm.client import ChatClient
     from daca.llm.tools import get_current_time
 
+    freeze_startup_heap()  # as the chat service does once started
     child = Child("llm")
     costs: dict[str, float] = {}
     instructions = "You are a helpful assistant who remembers the user. " * 30
