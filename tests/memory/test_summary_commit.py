@@ -5,6 +5,7 @@ once, and a user forgotten meanwhile stays forgotten."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -44,7 +45,7 @@ def logged_ids(sidecar: FakeSidecar) -> list[str]:
     return ids[: head["count"]]
 
 
-def on_summary_commit(sidecar: FakeSidecar, act: Any) -> None:
+def on_summary_commit(sidecar: FakeSidecar, act: Callable[[], None]) -> None:
     """Run ``act`` once, before the first transaction that writes the user's log."""
 
     def hook(keys: list[str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from daca.contracts.models import ConversationTurn
@@ -37,7 +37,7 @@ class LogSnapshot:
     head_entry: StateEntry | None
     head: LogHead
     pages: dict[int, StateEntry | None]
-    earlier: dict[int, StateEntry | None] = field(default_factory=dict)
+    earlier: dict[int, StateEntry | None]
 
     def entries(self, user_id: str) -> dict[str, StateEntry | None]:
         read = {keys.log_head_key(user_id): self.head_entry}
