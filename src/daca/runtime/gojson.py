@@ -10,6 +10,7 @@ replaced, as Go's decoder replaced them.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any, Literal
 
 from daca.runtime.godecode import clean, is_number, number_text
@@ -94,10 +95,53 @@ def encode_value(value: Any, encoding: ValueEncoding) -> bytes:
         return clean(text).encode()
 
 
+class _EmbedCache:
+    """The embedded text of recently read large values, by their bytes, least recently used
+    first out once their text passes ``budget`` characters. A value is read far more often than
+    it is written (a user's older log pages, by every context read), and checking that it is
+    JSON costs a full parse; looking it up costs a hash of its bytes. Keyed by the bytes
+    themselves, so a changed value is simply another entry."""
+
+    def __init__(self, budget: int) -> None:
+        self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self._budget = budget
+        self.size = 0  # characters of the texts kept (each about as long as its value)
+
+    def get(self, value: bytes) -> str | None:
+        text = self._texts.get(value)
+        if text is not None:
+            self._texts.move_to_end(value)
+        return text
+
+    def put(self, value: bytes, text: str) -> None:
+        if value in self._texts or len(text) > self._budget:
+            return
+        self._texts[value] = text
+        self.size += len(text)
+        while self.size > self._budget:
+            _, dropped = self._texts.popitem(last=False)
+            self.size -= len(dropped)
+
+
+#: Values shorter than this are checked each time (the lookup would cost about as much).
+EMBED_CACHE_MIN_BYTES = 2048
+_EMBEDDED = _EmbedCache(budget=8 * 1024 * 1024)
+
+
 def raw_json(value: bytes) -> str:
     """A stored value embedded in an answer, escaped as Go's encoder escapes a raw message; one
     that is not JSON (not written by a sidecar) is embedded as a string rather than breaking
-    the answer."""
+    the answer. Large values are remembered (``_EmbedCache``)."""
+    if len(value) < EMBED_CACHE_MIN_BYTES:
+        return _embedded(value)
+    text = _EMBEDDED.get(value)
+    if text is None:
+        text = _embedded(value)
+        _EMBEDDED.put(value, text)
+    return text
+
+
+def _embedded(value: bytes) -> str:
     text = value.decode("utf-8", errors="replace")
     try:
         json.loads(text)
