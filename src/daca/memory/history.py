@@ -420,10 +420,10 @@ class HistoryStore:
         writes: list[StateOperation] = []
         heads: list[StateOperation] = []
         appended: set[Ident] = set()
-        size = 0
+        size, sizing = 0, len(by_user) > 1  # one user's writes go in one transaction anyway
         for sids in by_user.values():
             unit = self._user_writes(plan, sids)
-            unit_size = sum(len(to_json(op.request.value)) for op in [*unit[0], *unit[1]])
+            unit_size = _size(unit) if sizing else 0
             if writes and size + unit_size > MAX_TRANSACTION_BYTES:
                 transactions.append(([*writes, *heads], appended))
                 writes, heads, appended, size = [], [], set(), 0
@@ -467,6 +467,11 @@ class HistoryStore:
             key = keys.pending_key(user_id)
             writes.append((key, _pending_with(plan.read[key], turns, self._summary_batch), None))
         return _guarded(writes, plan.read), _guarded(head_writes, plan.read)
+
+
+def _size(unit: tuple[list[StateOperation], list[StateOperation]]) -> int:
+    """The bytes of the values a user's writes carry, as sent."""
+    return sum(len(to_json(op.request.value)) for op in [*unit[0], *unit[1]])
 
 
 def _guarded(writes: list[tuple[str, Value, int | None]], read: Entries) -> list[StateOperation]:

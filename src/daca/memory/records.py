@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from daca.contracts.ids import Identifier
 from daca.contracts.models import ConversationEntry, ConversationTurn, Fact
@@ -31,7 +31,11 @@ class SessionHead(BaseModel):
 
 
 class HistoryPage(BaseModel):
-    """Up to ``page_size`` entries; ``turn_ids[k]`` is the turn of entries ``2k`` and ``2k+1``."""
+    """Up to ``page_size`` entries; ``turn_ids[k]`` is the turn of entries ``2k`` and ``2k+1``.
+    Frozen, as the log's pages are: a parse is shared by the reads of an unchanged page
+    (``daca.memory.statekit.parse``), so its lists are never changed in place either."""
+
+    model_config = ConfigDict(frozen=True)
 
     entries: list[ConversationEntry] = Field(default_factory=list)
     turn_ids: list[str] = Field(default_factory=list)
@@ -72,7 +76,10 @@ def summary_batch_size(sizes: Sequence[int], max_turns: int) -> int:
 
 
 class PendingTurns(BaseModel):
-    """A user's turns that are stored in history but not yet covered by the summary."""
+    """A user's turns that are stored in history but not yet covered by the summary (frozen,
+    as ``HistoryPage``: a context read parses the record once for the metadata and the search)."""
+
+    model_config = ConfigDict(frozen=True)
 
     turns: list[ConversationTurn] = Field(default_factory=list)
 
@@ -174,7 +181,9 @@ class LoggedTurn(ConversationTurn):
 
 
 class LogPage(BaseModel):
-    """Up to ``page_size`` turns of the user's log, oldest first."""
+    """Up to ``page_size`` turns of the user's log, oldest first (frozen, as ``HistoryPage``)."""
+
+    model_config = ConfigDict(frozen=True)
 
     turns: list[LoggedTurn] = Field(default_factory=list)
 
