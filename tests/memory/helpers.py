@@ -126,6 +126,35 @@ async def deliver(client: httpx.AsyncClient, body: Any, *, path: str = "/convers
     return status
 
 
+def bulk(*events: Any) -> dict[str, Any]:
+    """A bulk delivery of ``events`` as daprd POSTs it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "com.dapr.event.sent.bulk",
+        "topic": "conversations",
+        "pubsubname": "pubsub",
+        "metadata": {"pubsubName": "pubsub"},
+        "entries": [
+            {
+                "entryId": f"e{n}",
+                "event": event,
+                "metadata": {},
+                "contentType": "application/cloudevents+json",
+            }
+            for n, event in enumerate(events)
+        ],
+    }
+
+
+async def deliver_bulk(client: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
+    """POST a bulk delivery; the answer must be 200 with one status per entry, in order."""
+    response = await client.post("/bulk/conversations", json=body)
+    assert response.status_code == 200, response.text
+    statuses = response.json()["statuses"]
+    assert [s["entryId"] for s in statuses] == [e["entryId"] for e in body["entries"]]
+    return [s["status"] for s in statuses]
+
+
 async def wait_for(condition: Callable[[], bool], *, timeout: float = 5.0) -> None:
     """Poll ``condition`` until it holds or ``timeout`` passes (then fail)."""
     loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ The entries are daprd's ``BulkSubscribeMessageItem`` (``entryId``, ``event``, ``
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
@@ -18,40 +17,13 @@ from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import (
     NO_SUMMARIES,
     FakeWriter,
+    bulk,
     conversation,
+    deliver_bulk,
     envelope,
     memory_settings,
     running_app,
 )
-
-
-def bulk(*events: Any) -> dict[str, Any]:
-    """A bulk delivery of ``events`` as daprd POSTs it."""
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "com.dapr.event.sent.bulk",
-        "topic": "conversations",
-        "pubsubname": "pubsub",
-        "metadata": {"pubsubName": "pubsub"},
-        "entries": [
-            {
-                "entryId": f"e{n}",
-                "event": event,
-                "metadata": {},
-                "contentType": "application/cloudevents+json",
-            }
-            for n, event in enumerate(events)
-        ],
-    }
-
-
-async def deliver_bulk(client: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
-    """POST a bulk delivery; the answer must be 200 with one status per entry, in order."""
-    response = await client.post("/bulk/conversations", json=body)
-    assert response.status_code == 200, response.text
-    statuses = response.json()["statuses"]
-    assert [s["entryId"] for s in statuses] == [e["entryId"] for e in body["entries"]]
-    return [s["status"] for s in statuses]
 
 
 async def contents(client: httpx.AsyncClient, session: str) -> list[str]:

@@ -72,7 +72,11 @@ async def test_a_memory_sharing_no_word_with_the_query_is_found_through_embeddin
     assert [len(inputs) for inputs in embeddings.embedding_inputs] == [3, 1]
     # A round of more texts than a request carries is sent in several.
     one_round = hybrid.model_copy(
-        update={"summary_debounce_seconds": 1.0, "summary_max_delay_seconds": 10.0}
+        update={
+            "summary_debounce_seconds": 1.0,
+            "summary_max_delay_seconds": 10.0,
+            "summary_max_pending_turns": 100,
+        }
     )
     async with running_app(sidecar, writer, one_round) as client:
         for n in range(40):

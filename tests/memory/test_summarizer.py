@@ -12,8 +12,10 @@ from daca.llm.memory_update import MemoryUpdate
 from tests.memory.fake_sidecar import FakeSidecar
 from tests.memory.helpers import (
     FakeWriter,
+    bulk,
     conversation,
     deliver,
+    deliver_bulk,
     envelope,
     memory_settings,
     running_app,
@@ -202,6 +204,29 @@ async def test_enough_pending_turns_go_without_waiting_for_the_interval(
             await deliver(client, envelope(conversation(turn=f"t{number}")))
         await wait_for(lambda: len(writer.calls) == 2 and pending_count(sidecar) == 0)
     assert [t.turn_id for t in writer.calls[1][1]] == ["t1", "t2", "t3"]
+
+
+async def test_a_user_who_never_pauses_is_summarised_every_few_turns(
+    sidecar: FakeSidecar,
+) -> None:
+    """No pause, the max delay and the interval all far off: the turns of one bulk delivery
+    count each, and enough of them make the summary due at once."""
+    writer = FakeWriter()
+    settings = memory_settings(
+        summary_debounce_seconds=60.0,
+        summary_max_delay_seconds=60.0,
+        summary_min_interval_seconds=60.0,
+        summary_max_pending_turns=3,
+    )
+    async with running_app(sidecar, writer, settings) as client:
+        first = [envelope(conversation(turn=f"t{number}")) for number in range(2)]
+        assert await deliver_bulk(client, bulk(*first)) == ["SUCCESS"] * 2
+        await wait_for(lambda: pending_count(sidecar) == 2)
+        assert writer.calls == []  # two turns: not yet due
+        more = [envelope(conversation(turn=f"t{number}")) for number in range(2, 5)]
+        assert await deliver_bulk(client, bulk(*more)) == ["SUCCESS"] * 3
+        await wait_for(lambda: len(writer.calls) == 1 and pending_count(sidecar) == 0)
+    assert [t.turn_id for t in writer.calls[0][1]] == [f"t{number}" for number in range(5)]
 
 
 async def test_retries_and_a_backlog_do_not_wait_for_the_interval(sidecar: FakeSidecar) -> None:

@@ -199,7 +199,9 @@ class EventHandler:
             assert isinstance(event, ConversationUpdated)
             batch.append(UserTurn(event.user_id, turn_of(event, envelope.id)))
         results = await self._history.append_many(batch)
+        stored_by_user = dict.fromkeys((item.user_id for item in batch), 0)
         for item, stored in zip(batch, results, strict=True):
+            stored_by_user[item.user_id] += stored
             if not stored:
                 logger.debug(
                     "turn %s of session %s already stored", item.turn.turn_id, item.turn.session_id
@@ -211,5 +213,5 @@ class EventHandler:
             "stored %d turns of %d sessions (%d already stored)",
             len(batch) - repeats, sessions, repeats,
         )  # fmt: skip
-        for user_id in dict.fromkeys(item.user_id for item in batch):
-            self._summarizer.mark_dirty(user_id)
+        for user_id, turns in stored_by_user.items():
+            self._summarizer.mark_dirty(user_id, turns)

@@ -41,7 +41,8 @@ class MemorySettings(BaseSettings):
     summary_min_interval_seconds: float = Field(
         default=30.0, ge=0, validation_alias="SUMMARY_MIN_INTERVAL_SECONDS"
     )
-    #: ... unless this many turns wait.
+    #: Once this many turns wait, the summary is due at once (debounce, max delay and interval
+    #: aside): so it is never much more than this many turns behind.
     summary_max_pending_turns: int = Field(
         default=20, ge=1, validation_alias="SUMMARY_MAX_PENDING_TURNS"
     )

@@ -6,11 +6,14 @@ all pending turns (any session), and writes the new summary and facts back
 (``daca.memory.summaries``). A summary is due when the user has paused
 (``summary_debounce_seconds`` since the last turn) or the oldest pending turn has waited
 ``summary_max_delay_seconds``, whichever is first; but a user's summaries are at least
-``summary_min_interval_seconds`` apart unless ``summary_max_pending_turns`` turns wait. So a user
-who keeps talking costs one call per interval (or per that many turns), not one per pause,
-and the summary is never more than the larger of the max delay and the interval, or that many
-turns, behind (plus the call itself). What it has not absorbed yet, the chat still sees: its
-context holds the session's recent turns and the search over the log and the pending turns.
+``summary_min_interval_seconds`` apart. Once ``summary_max_pending_turns`` turns wait, the
+summary is due at once (only a retry's backoff holds it). So a user who keeps talking costs one
+call per interval (or per that many turns), not one per pause, and the summary is never more
+than the larger of the max delay and the interval, nor more than about that many turns, behind
+(plus the call itself). The bound on turns also bounds the pending record, which every append
+rewrites and every context read parses (a user talking fast once kept hundreds of turns there).
+What the summary has not absorbed yet, the chat still sees: its context holds the session's
+recent turns and the search over the log and the pending turns.
 
 One task per user means at most one summary in flight per user. A failing or slow writer leaves
 the turns pending; the task retries with capped exponential backoff. History is stored before a
@@ -63,7 +66,7 @@ class _Schedule:
 
     first_at: float | None
     last_at: float
-    #: Turns marked since the last round began.
+    #: Turns stored since the last round began.
     pending: int = 1
     #: When the last round began (none yet: the first is not held back by the interval).
     last_round_at: float = float("-inf")
@@ -108,22 +111,24 @@ class Summarizer:
         """How many users have a summary scheduled or in flight."""
         return len(self._schedules)
 
-    def mark_dirty(self, user_id: str) -> None:
-        """Record a new pending turn of ``user_id`` and make sure a summary will follow."""
+    def mark_dirty(self, user_id: str, turns: int = 1) -> None:
+        """Record ``turns`` new pending turns of ``user_id`` and make sure a summary will
+        follow."""
         now = _now()
         schedule = self._schedules.get(user_id)
         if schedule is None and self._closed:
             return
         if schedule is None:
             schedule = self._schedules[user_id] = _Schedule(
-                first_at=now, last_at=now, last_round_at=self._last_round(user_id, now)
-            )
+                first_at=now, last_at=now, pending=turns,
+                last_round_at=self._last_round(user_id, now),
+            )  # fmt: skip
             schedule.add_turn_span()
             self._spawn(user_id)
             return
         schedule.first_at = now if schedule.first_at is None else schedule.first_at
         schedule.last_at = now
-        schedule.pending += 1
+        schedule.pending += turns
         schedule.add_turn_span()
         if schedule.pending >= self._settings.summary_max_pending_turns:
             schedule.changed.set()
@@ -225,11 +230,12 @@ class Summarizer:
     def _due(self, schedule: _Schedule) -> float:
         """The loop time at which the next summary of ``schedule`` may run."""
         settings = self._settings
+        if schedule.pending >= settings.summary_max_pending_turns:
+            return schedule.not_before
         first = schedule.first_at if schedule.first_at is not None else schedule.last_at
         quiet = schedule.last_at + settings.summary_debounce_seconds
         due = min(quiet, first + settings.summary_max_delay_seconds)
-        if schedule.pending < settings.summary_max_pending_turns:
-            due = max(due, schedule.last_round_at + settings.summary_min_interval_seconds)
+        due = max(due, schedule.last_round_at + settings.summary_min_interval_seconds)
         return max(schedule.not_before, due)
 
     def _backoff(self, failures: int) -> float:
