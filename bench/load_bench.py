@@ -21,6 +21,9 @@ counts the calls by kind (reply or memory upkeep). Three phases, each printed as
     .venv/bin/python bench/load_bench.py [--clients 16] [--seconds 30] [--events 5000]
         [--steady-users 20] [--steady-seconds 120] [--llm-ms 50] [--skip load,events,steady]
 
+The first line gives a calibration: the CPU time of a fixed pure-Python workload in this
+process. Figures of runs whose calibrations differ much are not comparable.
+
 The ports of the README (8010, 8001, 3500, 3501, 6379) must be free.
 """
 
@@ -180,6 +183,26 @@ def cpu_line(before: dict[str, float], after: dict[str, float], per: int, unit: 
 
 
 # --- phases -----------------------------------------------------------------------------------
+
+
+def calibration_ms() -> float:
+    """CPU ms of a fixed pure-Python workload (JSON round trips of a 100-turn page), best of
+    three: this machine's speed varies by up to twice over a day, so figures of two runs compare
+    only when their calibrations are close."""
+    page = {
+        "turns": [
+            {"session_id": "s", "turn_id": f"t{n}", "user_message": f"message {n}",
+             "assistant_reply": "a reply of a few words " * 4, "timestamp": "2026-01-01T00:00:00"}
+            for n in range(100)
+        ]
+    }  # fmt: skip
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(200):
+            json.loads(json.dumps(page))
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 async def memory_idle(session: aiohttp.ClientSession, handled: int, timeout: float) -> float:
@@ -351,7 +374,9 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.to_thread(system.ready, client)
                 print(
                     f"daca load benchmark: {os.cpu_count()} cores, Python "
-                    f"{sys.version.split()[0]}, fake LLM {args.llm_ms:g} ms per call"
+                    f"{sys.version.split()[0]}, fake LLM {args.llm_ms:g} ms per call; "
+                    f"calibration {calibration_ms():.1f} ms (a fixed Python workload: "
+                    "lower is a faster hour)"
                 )
                 await run(args, system.process.pid, llm)
             finally:
