@@ -92,6 +92,56 @@ async def test_search_reads_a_bounded_tail_of_a_long_history(
     assert len(hits) == 50
 
 
+WORDS = ["apple", "banana", "cherry"]
+
+
+def _seed_log(sidecar: FakeSidecar, user: str, turns: int, log_id: str | None) -> None:
+    """``turns`` logged turns, those of page n saying ``WORDS[n]``."""
+    head: dict[str, object] = {"count": turns, "page_size": PAGE_SIZE}
+    if log_id is not None:
+        head["log_id"] = log_id
+    sidecar.put(f"log:{user}", head)
+    for page in range((turns + PAGE_SIZE - 1) // PAGE_SIZE):
+        numbers = range(page * PAGE_SIZE, min(turns, (page + 1) * PAGE_SIZE))
+        sidecar.put(f"log:{user}:page:{page}", {"turns": [
+            {"session_id": "s1", "turn_id": f"t{n}", "user_message": f"{WORDS[page]} {log_id}",
+             "assistant_reply": "ok", "timestamp": "2026-01-01T00:00:00+00:00"}
+            for n in numbers
+        ]})  # fmt: skip
+
+
+async def _pages_found(client: httpx.AsyncClient, user: str) -> list[str]:
+    """The words of ``WORDS`` a search finds in the user's log."""
+    found = []
+    for word in WORDS:
+        answer = await client.get(f"/memories/{user}/search", params={"q": word, "k": 5})
+        assert answer.status_code == 200, answer.text
+        found += [word] if answer.json()["results"] else []
+    return found
+
+
+async def test_a_full_log_page_is_read_once_per_log(
+    sidecar: FakeSidecar, writer: FakeWriter
+) -> None:
+    """A page the head counts as full never changes while the log lasts: once read, later
+    searches take it from the process. A new log (another ``log_id``, as after a forget) is read
+    anew, and a head without an id (written before logs had one) seals nothing."""
+    _seed_log(sidecar, "carol", 250, log_id="first")
+    _seed_log(sidecar, "dave", 250, log_id=None)
+    async with running_app(sidecar, writer) as client:
+        assert await _pages_found(client, "carol") == WORDS
+        assert await _pages_found(client, "dave") == WORDS
+        for user in ("carol", "dave"):
+            sidecar.delete(f"log:{user}:page:0")
+            sidecar.delete(f"log:{user}:page:2")
+        assert await _pages_found(client, "carol") == ["apple", "banana"]  # page 0 was full
+        assert await _pages_found(client, "dave") == ["banana"]
+        _seed_log(sidecar, "carol", 120, log_id="second")
+        assert await _pages_found(client, "carol") == ["apple", "banana"]
+        answer = await client.get("/memories/carol/search", params={"q": "apple", "k": 5})
+        assert {hit["text"] for hit in answer.json()["results"]} <= {"apple second"}
+
+
 def test_results_keep_recency_for_equal_scores() -> None:
     documents = [doc("new", "coffee at noon"), doc("old", "coffee at noon")]
     assert [hit.document.source for hit in search(documents, "coffee", 2)] == ["new", "old"]
@@ -191,12 +241,14 @@ async def summarised_history(
     await wait_for(lambda: (sidecar.value("log:alice") or {}).get("count") == len(said))
     await wait_for(lambda: sidecar.value("pending:alice") == {"turns": []})
     assert (sidecar.value("facts:alice") or {}).get("facts")
+    assert (sidecar.value("log:alice") or {}).get("log_id")  # drawn when the log began
 
 
-async def test_the_context_route_reads_the_state_in_two_bulk_calls(
+async def test_the_context_route_reads_the_state_in_at_most_two_bulk_calls(
     sidecar: FakeSidecar, writer: FakeWriter
 ) -> None:
-    """The heads (user, pending, session, log, facts) in one call, every page in another."""
+    """The heads (user, pending, session, log, facts) in one call, every page in another; a
+    context read before asks for its pages with the heads, in one call."""
     async with running_app(sidecar, writer) as client:
         await summarised_history(sidecar, writer, client)
         params = {"session_id": "s2", "limit": "5", "q": "Where does my sister live?", "k": "5"}
@@ -210,9 +262,13 @@ async def test_the_context_route_reads_the_state_in_two_bulk_calls(
         before = sidecar.requests
         new = await client.get("/memories/alice/context", params={"session_id": "s9"})
         new_reads = sidecar.requests - before
+        before = sidecar.requests
+        again = await client.get("/memories/alice/context", params=params)
+        again_reads = sidecar.requests - before
     assert answer.status_code == 200, answer.text
     context = answer.json()
     assert reads == 2
+    assert again_reads == 1 and again.json() == context  # the pages asked for with the heads
     assert context["metadata"]["name"] == "Alice"
     # The 5 latest of the session's 6 entries span both of its pages (the tests' page size is 4).
     assert [e["content"] for e in context["recent"]][:2] == [

@@ -8,7 +8,7 @@ import pytest
 from daca.dapr.models import StateEntry
 from daca.memory.errors import CorruptRecordError
 from daca.memory.records import LogPage, PendingTurns, SessionHead
-from daca.memory.statekit import forget_parsed, parse
+from daca.memory.statekit import forget_cached, parse
 
 
 def _turn(n: int, text: str = "hello") -> dict[str, object]:
@@ -46,7 +46,7 @@ def test_a_corrupted_page_is_an_error_even_after_a_good_read() -> None:
 def test_a_forgotten_page_is_parsed_anew() -> None:
     key = "log:statekit-d:page:0"
     first = parse(LogPage, _entry(key, _turn(1)))
-    forget_parsed([key])
+    forget_cached([key])
     again = parse(LogPage, _entry(key, _turn(1)))
     assert again == first and again is not first
 

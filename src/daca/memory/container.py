@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from daca.dapr.client import DaprClient
 from daca.memory.deadletters import DeadLetterStore
@@ -11,6 +11,7 @@ from daca.memory.events import EventHandler
 from daca.memory.history import HistoryStore
 from daca.memory.metrics import Counters, MemoryMetrics
 from daca.memory.settings import MemorySettings
+from daca.memory.statekit import ReadHints
 from daca.memory.summaries import SummaryStore
 from daca.memory.summarizer import Summarizer, SummaryWriter
 from daca.memory.users import UserStore
@@ -30,6 +31,8 @@ class MemoryServices:
     events: EventHandler
     prometheus: MemoryMetrics
     embedder: Embedder | None = None
+    #: The pages each context read needed (``daca.memory.context``).
+    page_hints: ReadHints = field(default_factory=ReadHints)
 
     def metrics(self) -> dict[str, int]:
         """The counters plus the number of users with a summary pending."""

@@ -2,13 +2,20 @@
 
 The chat needs the user's metadata, the session's most recent entries and the memories of the
 user's other sessions that match the message. As three invocations they cost three trips
-through both sidecars; as one, they share the state reads, which are TWO bulk reads whatever
-the histories hold:
+through both sidecars; as one, they share the state reads, which are at most TWO bulk reads
+whatever the histories hold, and usually one:
 
 1. every head-like record, each key once: the user's metadata and pending turns, the session
-   head and, when searching, the log head and the facts;
-2. the pages those heads point to: the session's most recent pages and the log's newest ones
-   (skipped when none is needed: no session yet, an empty log, or no search).
+   head and, when searching, the log head and the facts; and after them the pages the last
+   read of the same user and session (searching or not) needed (``statekit.ReadHints``);
+2. the pages those heads point to that the first read did not bring: the session's most recent
+   pages and the log's newest ones (a full page of the log read before is not read again,
+   see ``daca.memory.userlog``). Skipped when none is missing, as when the heads have not
+   moved onto a new page since the last read.
+
+On the runtime's Redis store a bulk read is one pipeline, read in key order, so the pages of
+the first read are read after their heads, as they are by a second read; a page newer than
+its head is read as far as the head counts.
 
 Each part is computed from those entries by the same pieces that its own route's read is built
 of (``daca.memory.users``, ``HistoryStore``, ``daca.memory.recall``). ``relevant`` is empty
@@ -45,8 +52,10 @@ async def read_context(
     heads = [*record_keys(user_id), keys.head_key(session_id)]
     if searching:
         heads += search_keys(user_id)
+    subject = (user_id, session_id, "search" if searching else "")
+    hinted = services.page_hints.get(*subject)
     try:
-        read = await read_many(client, store, heads)
+        read = await read_many(client, store, [*heads, *hinted])
     except DaprClientError as exc:
         logger.warning("context of %s: nothing readable (%s)", user_id, exc)
         return MemoryContext(unavailable=["metadata", "recent", "relevant"])
@@ -55,8 +64,10 @@ async def read_context(
         services.summarizer.ensure_scheduled(user_id)
     session_pages = history.page_keys(session_id, read, limit)
     log_pages = searchable_page_keys(user_id, read) if searching else []
+    services.page_hints.put([*session_pages, *log_pages], *subject)
     try:
-        read |= await read_many(client, store, [*session_pages, *log_pages])
+        missing = [key for key in [*session_pages, *log_pages] if key not in read]
+        read |= await read_many(client, store, missing)
     except DaprClientError as exc:
         logger.warning("context of %s: recent and relevant unavailable (%s)", user_id, exc)
         return MemoryContext(metadata=metadata, unavailable=["recent", "relevant"])

@@ -22,7 +22,7 @@ from daca.dapr.retry import retry_on_conflict
 from daca.memory import keys
 from daca.memory.facts import without_fact
 from daca.memory.records import FactBook, HistoryPage, LogHead, LogPage, PendingTurns, SessionHead
-from daca.memory.statekit import forget_parsed, parse
+from daca.memory.statekit import forget_cached, parse
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def forget_user(client: DaprClient, store: str, user_id: str) -> tuple[lis
     operations = [StateOperation(operation="delete", request=StateWrite(key=k)) for k in doomed]
     for start in range(0, len(operations), DELETE_BATCH):
         await client.transact_state(store, operations[start : start + DELETE_BATCH])
-    forget_parsed(doomed)
+    forget_cached(doomed)
     logger.info("forgot user %s: %d sessions, %d keys", user_id, len(sessions), len(doomed))
     return sorted(sessions), len(doomed)
 

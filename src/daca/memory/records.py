@@ -166,10 +166,12 @@ def _ident(turn: ConversationTurn) -> tuple[str, str]:
 
 
 class LogHead(BaseModel):
-    """The head of a user's turn log: how many turns it holds, in pages of ``page_size``."""
+    """The head of a user's turn log: how many turns it holds, in pages of ``page_size``, and
+    the log's id (``None`` in a head written before logs had ids; the next append sets one)."""
 
     count: int = Field(default=0, ge=0)
     page_size: int = Field(default=100, ge=1)
+    log_id: Identifier | None = None
 
 
 class LoggedTurn(ConversationTurn):

@@ -83,9 +83,73 @@ def parse(model: type[M], entry: StateEntry | None) -> M | None:
     return parsed
 
 
-def forget_parsed(keys: Iterable[str]) -> None:
-    """Drop the shared parses of ``keys`` (their records were deleted)."""
+class _Sealed:
+    """Entries that cannot change while their generation lasts, by key, least recently used
+    first out past ``capacity``: a full page of a user's log never changes while the log does
+    (``daca.memory.userlog``), so a read takes it from here instead of asking the store."""
+
+    def __init__(self, capacity: int) -> None:
+        self._entries: OrderedDict[str, tuple[str, StateEntry]] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, key: str, generation: str) -> StateEntry | None:
+        found = self._entries.get(key)
+        if found is None or found[0] != generation:
+            return None
+        self._entries.move_to_end(key)
+        return found[1]
+
+    def put(self, entry: StateEntry, generation: str) -> None:
+        self._entries[entry.key] = (generation, entry)
+        self._entries.move_to_end(entry.key)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
+
+
+#: As many full log pages as ``_PARSED`` holds parses: the searched tails (ten pages each) of
+#: about a dozen users.
+_SEALED = _Sealed(capacity=128)
+
+
+def sealed(key: str, generation: str) -> StateEntry | None:
+    """The entry of ``key`` as read while ``generation`` lasted, if remembered (``seal``)."""
+    return _SEALED.get(key, generation)
+
+
+def seal(entry: StateEntry, generation: str) -> None:
+    """Remember ``entry``: its value cannot change while ``generation`` lasts."""
+    _SEALED.put(entry, generation)
+
+
+def forget_cached(keys: Iterable[str]) -> None:
+    """Drop the shared parses and the sealed entries of ``keys`` (their records were deleted)."""
+    keys = list(keys)
     _PARSED.forget(keys)
+    _SEALED.forget(keys)
+
+
+class ReadHints:
+    """The keys each recent read of a kind needed after its first bulk read (the pages its
+    heads pointed to), by what it read (a user and a session, say), least recently used first
+    out past ``capacity``: the next such read asks for them with the heads, so it needs no
+    second read unless the heads moved. Keys only, no contents."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._keys: OrderedDict[tuple[str, ...], list[str]] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, *subject: str) -> list[str]:
+        return self._keys.get(subject, [])
+
+    def put(self, keys: list[str], *subject: str) -> None:
+        self._keys[subject] = keys
+        self._keys.move_to_end(subject)
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
 
 
 async def read_many(

@@ -7,14 +7,21 @@ grow with the user's history. An append reads the same tail (``LogTail``) to tel
 turn a summary took from one that never reached the pending record. As in the session history,
 the head's ``count`` is the truth: a page's turns past it (a transaction that failed half-way on
 daprd) are ignored and overwritten.
+
+So a page the head counts as full (a sealed page) never changes while the log lasts: appends
+write only the pages from the head's count on. The log's ``log_id``, drawn when its head is
+created, tells one log from the next one of the same user (after a forget), and a sealed page
+once read is taken from ``statekit.sealed`` by every later read of the same log instead of
+being read again: a search or context read asks the store for the newest page only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import uuid4
 
 from daca.contracts.models import ConversationTurn
 from daca.dapr.client import DaprClient
@@ -22,7 +29,7 @@ from daca.dapr.guarded import guarded_upsert
 from daca.dapr.models import StateEntry, StateOperation
 from daca.memory import keys
 from daca.memory.records import LoggedTurn, LogHead, LogPage, PendingTurns
-from daca.memory.statekit import Entries, parse, read_many
+from daca.memory.statekit import Entries, parse, read_many, seal, sealed
 
 PAGE_SIZE = 100
 #: How many of the newest logged turns a search reads (besides the pending ones).
@@ -56,7 +63,7 @@ async def read_for_append(
     """The pages ``adding`` turns will go to, given the head just read, and the earlier pages
     that hold the newest ``adding`` logged turns: an earlier attempt of the same append that
     failed half-way (on a store without atomic transactions) logged them there."""
-    head = parse(LogHead, head_entry) or LogHead(page_size=PAGE_SIZE)
+    head = parse(LogHead, head_entry) or LogHead(page_size=PAGE_SIZE, log_id=new_log_id())
     first, last = head.count // head.page_size, (head.count + adding - 1) // head.page_size
     since = max(0, head.count - adding) // head.page_size
     numbers = list(range(since, max(first, last) + 1))
@@ -101,7 +108,7 @@ def append_operations(
         key = keys.log_page_key(user_id, number)
         operations.append(guarded_upsert(key, page, entry, ttl=ttl))
         position += len(adding)
-    new_head = head.model_copy(update={"count": position})
+    new_head = head.model_copy(update={"count": position, "log_id": head.log_id or new_log_id()})
     operations.append(guarded_upsert(keys.log_head_key(user_id), new_head, snapshot.head_entry))
     return operations
 
@@ -127,10 +134,36 @@ def _searched(head: LogHead | None) -> tuple[int, range]:
     return start, range(start // head.page_size, (head.count - 1) // head.page_size + 1)
 
 
-def searchable_page_keys(user_id: str, read: Entries) -> list[str]:
-    """The log pages that ``searchable_turns_from`` needs besides the log head in ``read``."""
-    _, numbers = _searched(parse(LogHead, read[keys.log_head_key(user_id)]))
-    return [keys.log_page_key(user_id, n) for n in numbers]
+def new_log_id() -> str:
+    """A fresh ``LogHead.log_id``."""
+    return uuid4().hex
+
+
+def _sealed_in(head: LogHead, number: int) -> str | None:
+    """The log's id if page ``number`` of ``head``'s log is full, so it never changes while the
+    log lasts; else ``None`` (a head written before logs had ids seals nothing)."""
+    return head.log_id if (number + 1) * head.page_size <= head.count else None
+
+
+def searchable_page_keys(user_id: str, read: MutableMapping[str, StateEntry | None]) -> list[str]:
+    """The log pages that ``searchable_turns_from`` needs besides the log head in ``read``,
+    but the sealed ones ``read`` holds or that were read before: those are added to ``read``
+    (``statekit.sealed``), and later reads take them from there too."""
+    head = parse(LogHead, read[keys.log_head_key(user_id)])
+    if head is None:
+        return []
+    wanted = []
+    for number in _searched(head)[1]:
+        key = keys.log_page_key(user_id, number)
+        log_id = _sealed_in(head, number)
+        if log_id is not None:
+            if key in read:
+                continue
+            if (known := sealed(key, log_id)) is not None:
+                read[key] = known
+                continue
+        wanted.append(key)
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -161,8 +194,11 @@ def log_tail_from(user_id: str, read: Entries) -> LogTail:
     if head is not None and numbers:
         for number in numbers:
             counted = head.count - number * head.page_size
-            page = parse(LogPage, read[keys.log_page_key(user_id, number)]) or LogPage()
+            entry = read[keys.log_page_key(user_id, number)]
+            page = parse(LogPage, entry) or LogPage()
             logged.extend(page.turns[:counted])
+            if entry is not None and (log_id := _sealed_in(head, number)) is not None:
+                seal(entry, log_id)
         logged = logged[-(head.count - start) :]
     return LogTail(logged, complete=start == 0)
 
