@@ -1,7 +1,10 @@
-"""``ChatClient`` sends the Agents SDK's requests as ``openai.AsyncOpenAI`` sends them."""
+"""``ChatClient`` sends the Agents SDK's requests as ``openai.AsyncOpenAI`` sends them, and
+answers, fails and retries as it does."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,10 +16,22 @@ from agents import (
     Runner,
     function_tool,
 )
-from openai import AsyncOpenAI
+from openai import (
+    APIConnectionError,
+    AsyncOpenAI,
+    BadRequestError,
+    InternalServerError,
+    RateLimitError,
+)
 
-from daca.llm.client import ChatClient
-from tests.fakes.openai_server import FakeOpenAIServer, text_reply, tool_call_reply
+from daca.llm.client import ChatClient, _env_proxy
+from tests.fakes.openai_server import (
+    FakeOpenAIServer,
+    FakeReply,
+    error_reply,
+    text_reply,
+    tool_call_reply,
+)
 
 
 @function_tool
@@ -25,10 +40,15 @@ def city_of(name: str) -> str:
     return f"{name} lives in Porto."
 
 
+#: The headers both clients must send alike (the SDK's identification headers aside).
+SAME_HEADERS = ("authorization", "content-type", "accept", "user-agent", "x-team")
+
+
 async def bodies(
     server: FakeOpenAIServer, client: AsyncOpenAI, *, stream: bool
 ) -> list[dict[str, Any]]:
-    """The request bodies of one agent run with a tool call: its two model calls."""
+    """The request bodies of one agent run with a tool call, its two model calls, each with
+    the ``SAME_HEADERS`` it was sent with (under ``"headers"``)."""
     model = OpenAIChatCompletionsModel(model="fake-model", openai_client=client)
     settings = ModelSettings(temperature=0.2, extra_body={"user_tag": "t-1"})
     agent = Agent(
@@ -46,7 +66,10 @@ async def bodies(
         result = await Runner.run(agent, "Where does Ana live?", run_config=run_config)
     await client.close()
     assert result.final_output == "In Porto."
-    return [request.body for request in server.requests[before:]]
+    return [
+        {**request.body, "headers": {h: request.headers.get(h) for h in SAME_HEADERS}}
+        for request in server.requests[before:]
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["reply", "stream"])
@@ -58,7 +81,10 @@ async def test_the_requests_are_those_of_the_openai_client(
     the same JSON from ``ChatClient`` as from ``AsyncOpenAI``."""
 
     def client(kind: type[AsyncOpenAI]) -> AsyncOpenAI:
-        return kind(base_url=fake_llm.base_url, api_key="sk-test", max_retries=0)
+        return kind(
+            base_url=fake_llm.base_url, api_key="sk-test", max_retries=0,
+            default_headers={"X-Team": "memory"},
+        )  # fmt: skip
 
     plain = await bodies(fake_llm, client(AsyncOpenAI), stream=stream)
     ours = await bodies(fake_llm, client(ChatClient), stream=stream)
@@ -70,6 +96,9 @@ async def test_the_requests_are_those_of_the_openai_client(
     assert (first["temperature"], first["user_tag"], first.get("stream", False)) == (
         0.2, "t-1", stream,
     )  # fmt: skip
+    assert first["headers"]["authorization"] == "Bearer sk-test"
+    assert first["headers"]["user-agent"].startswith("Agents/Python")
+    assert first["headers"]["x-team"] == "memory"
 
 
 async def test_with_options_keeps_the_client_kind(fake_llm: FakeOpenAIServer) -> None:
@@ -79,4 +108,81 @@ async def test_with_options_keeps_the_client_kind(fake_llm: FakeOpenAIServer) ->
     copy = client.with_options(max_retries=0)
     assert isinstance(copy, ChatClient)
     assert type(copy.chat.completions).create is type(client.chat.completions).create
+    assert copy._lean is client._lean and copy.max_retries == 0  # one pool of connections
     await client.close()
+
+
+def _client(server: FakeOpenAIServer, retries: int) -> ChatClient:
+    return ChatClient(base_url=server.base_url, api_key="sk-test", max_retries=retries, timeout=5)
+
+
+async def _complete(client: ChatClient) -> Any:
+    try:
+        return await client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "Hi"}]
+        )
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "sent"),
+    [(error_reply(400, "bad model"), BadRequestError, 1),
+     (error_reply(429), RateLimitError, 3),
+     (FakeReply(status=500, body={"error": {"message": "no"}}, headers={"x-should-retry": "false"}),
+      InternalServerError, 1)],
+    ids=["not-retried", "retried", "server-says-no"],
+)  # fmt: skip
+async def test_an_error_answer_is_the_sdks_exception_after_the_sdks_retries(
+    fake_llm: FakeOpenAIServer, reply: FakeReply, error: type[Exception], sent: int
+) -> None:
+    fake_llm.enqueue(reply, reply, reply)
+    with pytest.raises(error) as caught:
+        await _complete(_client(fake_llm, retries=2))
+    assert len(fake_llm.requests) == sent
+    assert "Error code:" in str(caught.value)
+
+
+async def test_a_retried_error_can_recover(fake_llm: FakeOpenAIServer) -> None:
+    fake_llm.enqueue(error_reply(503), text_reply("Back."))
+    completion = await _complete(_client(fake_llm, retries=1))
+    assert completion.choices[0].message.content == "Back."
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening: a connection to it is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+async def test_an_unreachable_server_is_a_connection_error(refusing_port: int) -> None:
+    client = ChatClient(
+        base_url=f"http://127.0.0.1:{refusing_port}/v1", api_key="sk-test", max_retries=0
+    )
+    with pytest.raises(APIConnectionError):
+        await _complete(client)
+
+
+async def test_an_answer_with_fields_left_out_is_still_read(fake_llm: FakeOpenAIServer) -> None:
+    """Some OpenAI-compatible servers leave out fields the OpenAI schema requires."""
+    message = {"role": "assistant", "content": "Hi there."}
+    fake_llm.enqueue(FakeReply(body={"choices": [{"index": 0, "message": message}]}))
+    completion = await _complete(_client(fake_llm, retries=0))
+    assert completion.choices[0].message.content == "Hi there."
+
+
+def test_the_proxy_is_the_environments_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the openai SDK's client: ``HTTPS_PROXY``/``HTTP_PROXY`` by scheme, ``NO_PROXY``
+    obeyed."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,local.test")
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    assert _env_proxy("https://generativelanguage.googleapis.com/v1beta/openai/") == (
+        "http://proxy.test:3128"
+    )
+    assert _env_proxy("https://local.test/v1") is None
+    assert _env_proxy("http://127.0.0.1:8000/v1") is None
+    assert _env_proxy("http://other.test/v1") is None  # no HTTP_PROXY
