@@ -24,7 +24,7 @@ from openai import (
     RateLimitError,
 )
 
-from daca.llm.client import ChatClient, _env_proxy
+from daca.llm.client import ChatClient, _env_proxy, _time_limit
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
     FakeReply,
@@ -186,3 +186,9 @@ def test_the_proxy_is_the_environments_looked_up_once(monkeypatch: pytest.Monkey
     assert _env_proxy("https://local.test/v1") is None
     assert _env_proxy("http://127.0.0.1:8000/v1") is None
     assert _env_proxy("http://other.test/v1") is None  # no HTTP_PROXY
+
+
+def test_the_timeout_is_the_clients() -> None:
+    assert _time_limit(2.5).total == 2.5
+    default = _time_limit(ChatClient(api_key="sk-test").timeout)  # the SDK's default Timeout
+    assert (default.total, default.sock_connect, default.sock_read) == (None, 5.0, 600.0)

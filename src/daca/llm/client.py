@@ -112,8 +112,7 @@ class _Lean:
         """POST ``body`` to ``client``'s chat completions, retried as the SDK retries."""
         url = str(client.base_url).rstrip("/") + "/chat/completions"
         payload = to_json(body)
-        seconds = client.timeout if isinstance(client.timeout, int | float) else None
-        limit = aiohttp.ClientTimeout(total=seconds)
+        limit = _time_limit(client.timeout)
         try:
             return await self._attempt(client, url, payload, headers, limit)
         except _Retry as first:
@@ -171,6 +170,18 @@ class _Lean:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _time_limit(timeout: object) -> aiohttp.ClientTimeout:
+    """The client's timeout as aiohttp's: seconds for the whole attempt, or an httpx
+    ``Timeout``'s connect and read limits (the openai SDK's default: 600 s, 5 s to connect)."""
+    if isinstance(timeout, int | float):
+        return aiohttp.ClientTimeout(total=timeout)
+    if isinstance(timeout, httpx2.Timeout):
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout.connect, sock_read=timeout.read
+        )
+    return aiohttp.ClientTimeout(total=None)
 
 
 def _env_proxy(url: str) -> str | None:
