@@ -8,6 +8,7 @@ copied from there).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,32 @@ async def test_a_conversation_in_the_page_is_streamed_remembered_and_forgotten(
         await expect(fact).to_have_count(0)
         assert not [f for f in await api_facts(system, "ada") if "teal" in f["text"]]
         assert errors == []
+        await page.close()
+
+
+async def test_a_user_id_typed_while_the_page_starts_is_kept(
+    browser: BrowserContext, tmp_path: Path, redis_url: str
+) -> None:
+    """The page asks ``GET /me`` who is chatting as it starts; a user id typed before the
+    answer arrives is not wiped by it (it was, and Start then refused the empty field)."""
+    async with run_system(tmp_path, redis_url, DacaEngine()) as system:
+        page = await browser.new_page()
+        held: list[Any] = []
+        asked = asyncio.Event()
+
+        async def hold(route: Any) -> None:
+            held.append(route)
+            asked.set()
+
+        await page.route("**/me", hold)
+        await page.goto(page_url(system))
+        await page.get_by_label("User").fill("early")
+        await asyncio.wait_for(asked.wait(), timeout=15)
+        await held[0].continue_()
+        await expect(page.locator("body")).to_have_attribute("data-started", "yes")
+        await expect(page.get_by_label("User")).to_have_value("early")
+        await page.get_by_role("button", name="Start").click()
+        await expect(page.locator("body")).to_have_attribute("data-ready", "yes")
         await page.close()
 
 

@@ -108,7 +108,8 @@ function showIdentity() {
   $("token-box").hidden = !production;
   user.readOnly = production;
   user.required = !production;
-  user.value = state.userId;
+  // Keep what someone typed while the page was still asking who they are.
+  if (production || state.userId) user.value = state.userId;
   user.placeholder = production ? "from your token" : "your user id";
   $("token").required = production && !state.userId;
   $("use-user").textContent = production ? (state.userId ? "Change token" : "Sign in") : "Start";
