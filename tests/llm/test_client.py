@@ -18,6 +18,7 @@ from agents import (
 )
 from openai import (
     APIConnectionError,
+    APIResponseValidationError,
     AsyncOpenAI,
     BadRequestError,
     InternalServerError,
@@ -192,3 +193,11 @@ def test_the_timeout_is_the_clients() -> None:
     assert _time_limit(2.5).total == 2.5
     default = _time_limit(ChatClient(api_key="sk-test").timeout)  # the SDK's default Timeout
     assert (default.total, default.sock_connect, default.sock_read) == (None, 5.0, 600.0)
+
+
+async def test_a_success_that_is_not_json_is_the_sdks_validation_error(
+    fake_llm: FakeOpenAIServer,
+) -> None:
+    fake_llm.enqueue(FakeReply(body=["not", "an", "object"]))  # type: ignore[arg-type]
+    with pytest.raises(APIResponseValidationError):
+        await _complete(_client(fake_llm, retries=0))

@@ -18,7 +18,8 @@ Two costs of the openai SDK are skipped, each measured as a share of the chat's 
   ``retry-after`` obeyed; the waits after the first retry's are stamina's, and a call that
   succeeds at once never enters stamina, whose machinery cost 0.3 ms a call), the client's
   timeout per attempt, and the SDK's own exceptions (``APIStatusError`` by status, built by the
-  SDK's own mapping; ``APIConnectionError``, ``APITimeoutError``).
+  SDK's own mapping; ``APIConnectionError``, ``APITimeoutError``, and
+  ``APIResponseValidationError`` for a success whose body is not a JSON object).
 
 Streaming calls, calls with ``extra_query`` and clients without an API key stay entirely the
 openai SDK's.
@@ -41,6 +42,7 @@ import httpx2
 import stamina
 from openai import (
     APIConnectionError,
+    APIResponseValidationError,
     APITimeoutError,
     AsyncOpenAI,
     NotGiven,
@@ -139,26 +141,29 @@ class _Lean:
         headers: dict[str, str],
         limit: aiohttp.ClientTimeout,
     ) -> ChatCompletion:
-        request = httpx2.Request("POST", url)
         try:
             async with self._opened(url).post(
                 url, data=payload, headers=headers, timeout=limit
             ) as answer:
                 status, content = answer.status, await answer.read()
-                response_headers = httpx2.Headers(list(answer.headers.items()))
+                raw_headers = list(answer.headers.items())
         except TimeoutError as exc:
-            raise _Retry(APITimeoutError(request=request)) from exc
+            raise _Retry(APITimeoutError(request=httpx2.Request("POST", url))) from exc
         except aiohttp.ClientError as exc:
-            raise _Retry(APIConnectionError(request=request)) from exc
+            raise _Retry(APIConnectionError(request=httpx2.Request("POST", url))) from exc
         if 200 <= status < 300:
-            return _completion(content)
+            completion = _completion(content)
+            if completion is not None:
+                return completion
         response = httpx2.Response(
-            status, headers=response_headers, content=content, request=request
+            status, headers=raw_headers, content=content, request=httpx2.Request("POST", url)
         )
+        if 200 <= status < 300:
+            raise APIResponseValidationError(response, content.decode(errors="replace"))
         # The SDK's own mapping of a status to its exception class and message.
         error = client._make_status_error_from_response(response)
-        if _retried(status, response_headers):
-            raise _Retry(error, _retry_after(response_headers))
+        if _retried(status, response.headers):
+            raise _Retry(error, _retry_after(response.headers))
         raise error
 
     def _opened(self, url: str) -> aiohttp.ClientSession:
@@ -202,14 +207,18 @@ def _retried(status: int, headers: httpx2.Headers) -> bool:
     return status in _RETRIED or status >= 500
 
 
-def _completion(content: bytes) -> ChatCompletion:
+def _completion(content: bytes) -> ChatCompletion | None:
     """The answer as ``ChatCompletion``: validated, or, where an OpenAI-compatible server
-    leaves out or reshapes a field, built without validation as the openai SDK builds it."""
+    leaves out or reshapes a field, built without validation as the openai SDK builds it;
+    ``None`` for an answer that is not a JSON object."""
     try:
         return ChatCompletion.model_validate_json(content)
     except ValidationError:
-        data = json.loads(content)
-        return ChatCompletion.construct(**data)
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return None
+        return ChatCompletion.construct(**data) if isinstance(data, dict) else None
 
 
 class _Completions(AsyncCompletions):
