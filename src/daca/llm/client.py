@@ -34,7 +34,7 @@ import urllib.request
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -151,14 +151,14 @@ class _Lean:
             raise _Retry(APITimeoutError(request=httpx2.Request("POST", url))) from exc
         except aiohttp.ClientError as exc:
             raise _Retry(APIConnectionError(request=httpx2.Request("POST", url))) from exc
-        if 200 <= status < 300:
-            completion = _completion(content)
-            if completion is not None:
-                return completion
+        success = 200 <= status < 300
+        completion = _completion(content) if success else None
+        if completion is not None:
+            return completion
         response = httpx2.Response(
             status, headers=raw_headers, content=content, request=httpx2.Request("POST", url)
         )
-        if 200 <= status < 300:
+        if success:
             raise APIResponseValidationError(response, content.decode(errors="replace"))
         # The SDK's own mapping of a status to its exception class and message.
         error = client._make_status_error_from_response(response)
@@ -234,16 +234,15 @@ class _Completions(AsyncCompletions):
                     params[name] = []  # still required by ``create``; ``extra_body`` wins
                 else:
                     del params[name]
-        client = self._client
-        lean = client._lean if isinstance(client, ChatClient) else None
+        client = cast(ChatClient, self._client)  # ``_Chat`` serves ChatClient only
         streams = params.get("stream") is True
-        if lean is None or streams or params.get("extra_query") or not client.api_key:
+        if streams or params.get("extra_query") or not client.api_key:
             return await super().create(**params, extra_body=body)
         sent = {k: v for k, v in params.items() if k not in _NOT_BODY and _given(v)}
         headers = {**client.default_headers, **(params.get("extra_headers") or {})}
         headers = {k: v for k, v in headers.items() if _given(v)}
         headers["Authorization"] = f"Bearer {client.api_key}"
-        return await lean.complete(client, {**sent, **body}, headers)
+        return await client._lean.complete(client, {**sent, **body}, headers)
 
 
 class _Chat(AsyncChat):
@@ -256,8 +255,6 @@ class ChatClient(AsyncOpenAI):
     """``AsyncOpenAI`` whose ``chat.completions.create`` sends messages and tools as given, and
     a call that does not stream without the SDK's request pipeline. Its copies
     (``with_options``) share its connections; closing it closes them."""
-
-    _lean: _Lean | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -275,6 +272,5 @@ class ChatClient(AsyncOpenAI):
     with_options = copy
 
     async def close(self) -> None:
-        if self._lean is not None:
-            await self._lean.aclose()
+        await self._lean.aclose()
         await super().close()
